@@ -1,0 +1,209 @@
+"""Events: what mcpr records about the traffic it carries.
+
+Every event is a frozen, slotted dataclass with a `type` tag and `to_dict()`. Events are
+built once per exchange (never per chunk) and never mutated; sinks receive them through
+the `EventSink` protocol.
+
+Field names are part of the public interface: the stderr JSON lines, the SQLite store and
+the cloud upload all use them. Adding an optional field is a minor change; renaming or
+removing one is a major change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "ERROR_MSG_MAX",
+    "Era",
+    "EventSink",
+    "Heartbeat",
+    "ProxyEvent",
+    "RequestEvent",
+    "SchemaChange",
+    "SchemaVersionCreated",
+    "SessionEnd",
+    "SessionStart",
+    "event_to_json",
+]
+
+#: Longest `error_msg` kept on an event, in characters (PRODUCT.md §5).
+ERROR_MSG_MAX = 512
+
+Era = Literal["legacy", "modern"]
+
+
+class _EventBase:
+    """Shared serialisation of the event dataclasses."""
+
+    __slots__ = ()
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as a plain dict with its `type` tag first; None fields are kept."""
+        out: dict[str, Any] = {"type": self.type}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [v.to_dict() if isinstance(v, _EventBase | SchemaChange) else v for v in value]
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent(_EventBase):
+    """One HTTP exchange carried (or answered) by the proxy.
+
+    `method` is the HTTP verb; `mcp_method` the JSON-RPC method when the body was one.
+    `status` is the HTTP status the client saw (0 when none could be sent).
+    `error_code` / `error_msg` hold a JSON-RPC error found in the response (JSON or SSE),
+    a proxy error (the HTTP status as a string-free integer code), or a tool result with
+    `isError: true` (code None, message from the result).
+    `note` says how the exchange ended: "ok", "upstream_error", "timeout",
+    "truncated", "client_closed", "rejected", ….
+    """
+
+    type: ClassVar[str] = "request"
+
+    id: str
+    ts: int
+    proxy: str
+    method: str
+    path: str
+    status: int
+    latency_us: int
+    request_size: int
+    note: str
+    session_id: str | None = None
+    mcp_method: str | None = None
+    tool: str | None = None
+    resource_uri: str | None = None
+    prompt_name: str | None = None
+    upstream_us: int | None = None
+    response_size: int | None = None
+    error_code: int | None = None
+    error_msg: str | None = None
+    client_name: str | None = None
+    client_version: str | None = None
+    client_platform: str | None = None
+    protocol_version: str | None = None
+    era: Era | None = None
+    header_mismatch: bool = False
+    jsonrpc_id: str | int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStart(_EventBase):
+    """A legacy MCP session began: an `initialize` answer carried `Mcp-Session-Id`."""
+
+    type: ClassVar[str] = "session_start"
+
+    session_id: str
+    ts: int
+    proxy: str
+    client_name: str | None = None
+    client_version: str | None = None
+    client_platform: str | None = None
+    protocol_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd(_EventBase):
+    """A legacy MCP session ended (`reason`: "deleted", "expired", "not_found", "shutdown")."""
+
+    type: ClassVar[str] = "session_end"
+
+    session_id: str
+    ts: int
+    proxy: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(_EventBase):
+    """Periodic liveness record of a running proxy (not stored, uploaded to the cloud)."""
+
+    type: ClassVar[str] = "heartbeat"
+
+    ts: int
+    proxy: str
+    upstream_status: str
+    uptime_s: int
+    requests_total: int
+    events_dropped: int
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaChange:
+    """One difference between two versions of a captured server schema."""
+
+    change_type: str
+    item_name: str | None
+    old_hash: str | None
+    new_hash: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the change as a plain dict."""
+        return {
+            "change_type": self.change_type,
+            "item_name": self.item_name,
+            "old_hash": self.old_hash,
+            "new_hash": self.new_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersionCreated(_EventBase):
+    """The merged answer of a listing method changed (or was seen for the first time)."""
+
+    type: ClassVar[str] = "schema_version_created"
+
+    ts: int
+    proxy: str
+    upstream_url: str
+    method: str
+    payload: str
+    schema_hash: str
+    changes: tuple[SchemaChange, ...] = ()
+
+
+ProxyEvent = RequestEvent | SessionStart | SessionEnd | Heartbeat | SchemaVersionCreated
+
+
+def event_to_json(event: ProxyEvent) -> str:
+    """Serialise an event to one compact JSON object (no trailing newline)."""
+    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Where events go. Implementations are synchronous and may block (they run off the loop).
+
+    The bus calls `on_batch` with events in emission order, `flush` every few seconds and at
+    shutdown, then `close` once. A sink must not raise for a single bad event; whatever it
+    raises is counted and contained by the bus.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name used in logs and metrics."""
+        ...
+
+    def on_event(self, event: ProxyEvent) -> None:
+        """Accept one event."""
+        ...
+
+    def on_batch(self, events: Sequence[ProxyEvent]) -> None:
+        """Accept several events, in order."""
+        ...
+
+    def flush(self) -> None:
+        """Make everything accepted so far durable or delivered."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources; no calls follow."""
+        ...
