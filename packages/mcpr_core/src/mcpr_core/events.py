@@ -48,7 +48,9 @@ class _EventBase:
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             if isinstance(value, tuple):
-                value = [v.to_dict() if isinstance(v, _EventBase | SchemaChange) else v for v in value]
+                value = [
+                    v.to_dict() if isinstance(v, _EventBase | SchemaChange) else v for v in value
+                ]
             out[f.name] = value
         return out
 

@@ -1,0 +1,786 @@
+"""The per-exchange pipeline: one HTTP request/response carried through the proxy.
+
+Theory of operation
+-------------------
+An `Exchange` is a sans-IO state machine for one HTTP exchange, driven like h11:
+
+    ex = Exchange(settings, exchange_id=eid, ts_ms=wall_ms, now=mono)
+    step = ex.receive_request_head(head)            # ReadBody | Forward | Reject
+    step = ex.receive_request_body(body)            # after ReadBody: Forward | Reject
+    head = ex.receive_response_head(resp, now=t)    # ResponseHead, or None while held back
+    out = ex.receive_response_data(chunk)           # bytes to send now (b"" = held back)
+    head, out = ex.receive_response_end()           # what is left (and a held head)
+    events = ex.finish(now=t2, outcome=Outcome.COMPLETED)
+
+State table (anything else raises `LocalProtocolError` and moves to ERROR):
+
+    REQUEST_HEAD  --receive_request_head-->  REQUEST_BODY (ReadBody) | UPSTREAM (Forward)
+                                             | DONE (Reject)
+    REQUEST_BODY  --receive_request_body-->  UPSTREAM | DONE
+    UPSTREAM      --receive_response_head--> RESPONSE
+    UPSTREAM      --upstream_failed-------->  DONE
+    RESPONSE      --receive_response_data-->  RESPONSE
+    RESPONSE      --receive_response_end--->  DONE
+    any but FINISHED --finish-------------->  FINISHED
+
+Rules
+-----
+* Bodies pass through byte-exact. A POST body is read whole (it is small and must be
+  classified before we know where it goes: PRODUCT.md §2.1) and then forwarded as the
+  very bytes received. Response bytes are handed back as the same chunk objects unless a
+  rewrite applies.
+* `text/event-stream` responses are never buffered whole. Every chunk is decoded
+  incrementally to observe JSON-RPC errors and results; when no rewrite is wanted the
+  chunk itself goes out at once, otherwise complete events go out one by one, the
+  rewritten ones re-encoded and all others as their raw bytes.
+* JSON responses are buffered only when the `ResultRewriter` hook asks for their method
+  (up to `max_response_body_size`; the proxy answers 502 beyond it). Otherwise they
+  stream, and a bounded copy of the chunk references is kept to read the outcome.
+* Exactly one `RequestEvent` per JSON-RPC request (one per member of a batch, one for
+  any other exchange) comes out of `finish()`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from mcpr_core import jsonrpc, mcp, routing
+from mcpr_core.config import ProxyConfig
+from mcpr_core.errors import LocalProtocolError
+from mcpr_core.events import ERROR_MSG_MAX, Era, RequestEvent
+from mcpr_core.sse import SSEDecoder, SSEEvent, reencode
+
+__all__ = [
+    "Exchange",
+    "ExchangeState",
+    "Failure",
+    "Forward",
+    "Outcome",
+    "ReadBody",
+    "Reject",
+    "RequestHead",
+    "ResponseHead",
+    "ResultRewriter",
+    "Settings",
+]
+
+Headers = Sequence[tuple[bytes, bytes]]
+HeaderList = list[tuple[bytes, bytes]]
+
+_JSON_TYPES: Final = (b"application/json",)
+_SSE_TYPE: Final = b"text/event-stream"
+_JSON_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = ((b"content-type", b"application/json"),)
+_TEXT_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+)
+
+
+class ExchangeState(enum.Enum):
+    """Where an exchange is in its life (see the state table in the module docstring)."""
+
+    REQUEST_HEAD = "request_head"
+    REQUEST_BODY = "request_body"
+    UPSTREAM = "upstream"
+    RESPONSE = "response"
+    DONE = "done"
+    FINISHED = "finished"
+    ERROR = "error"
+
+
+class Outcome(enum.Enum):
+    """How the driver saw the exchange end; recorded as the event's `note`."""
+
+    COMPLETED = "ok"
+    REJECTED = "rejected"
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"
+    UPSTREAM_TIMEOUT = "timeout"
+    UPSTREAM_ERROR = "upstream_error"
+    TRUNCATED = "truncated"
+    CLIENT_CLOSED = "client_closed"
+    CANCELLED = "cancelled"
+
+
+class Failure(enum.Enum):
+    """Why the proxy could not get a usable response head from the upstream."""
+
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    RESPONSE_TOO_LARGE = "response_too_large"
+    BAD_RESPONSE = "bad_response"
+
+
+_FAILURES: Final[dict[Failure, tuple[int, bytes, str, Outcome]]] = {
+    Failure.UNREACHABLE: (
+        502,
+        b"Bad Gateway",
+        "upstream unreachable",
+        Outcome.UPSTREAM_UNREACHABLE,
+    ),
+    Failure.TIMEOUT: (504, b"Gateway Timeout", "upstream timed out", Outcome.UPSTREAM_TIMEOUT),
+    Failure.RESPONSE_TOO_LARGE: (
+        502,
+        b"Bad Gateway",
+        "upstream response too large",
+        Outcome.UPSTREAM_ERROR,
+    ),
+    Failure.BAD_RESPONSE: (
+        502,
+        b"Bad Gateway",
+        "invalid upstream response",
+        Outcome.UPSTREAM_ERROR,
+    ),
+}
+
+
+#: Outcomes that are the upstream's or the proxy's failure (a client hanging up is not).
+_FAILED: Final = frozenset(
+    {
+        Outcome.UPSTREAM_UNREACHABLE,
+        Outcome.UPSTREAM_TIMEOUT,
+        Outcome.UPSTREAM_ERROR,
+        Outcome.TRUNCATED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """The head of a request as the client sent it (header names lower-case)."""
+
+    method: bytes
+    target: bytes
+    headers: Headers
+    client_host: str | None = None
+    scheme: str = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """Read the whole request body (at most `limit` bytes), then call `receive_request_body`."""
+
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Send this request upstream.
+
+    `body` is the complete body to send (the client's own bytes); None means the body is
+    streamed from the client as it arrives (non-JSON uploads, GET, DELETE).
+    """
+
+    method: bytes
+    target: bytes
+    headers: HeaderList
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Answer the client locally with this response; nothing goes upstream."""
+
+    status: int
+    reason: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """A response head, upstream's as received or the one to send to the client."""
+
+    status: int
+    headers: Headers
+    reason: bytes = b""
+
+
+class ResultRewriter(Protocol):
+    """The hook for rewriting results on their way to the client (widget CSP, OAuth).
+
+    `wants` is asked once per exchange, with the request's MCP method, before the
+    response arrives; only then are JSON responses buffered. `rewrite` receives a parsed
+    result object and returns a replacement, or None to leave the bytes untouched.
+    """
+
+    def wants(self, method: str, client_name: str | None) -> bool:
+        """Whether results of `method` (for this client) may need rewriting."""
+        ...
+
+    def rewrite(
+        self, method: str, result: dict[str, Any], client_name: str | None
+    ) -> dict[str, Any] | None:
+        """Return the rewritten result, or None when nothing changed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What every exchange of one proxy shares, computed once from its `ProxyConfig`."""
+
+    proxy: str
+    upstream: routing.UpstreamURL
+    bind: str
+    allowed_hosts: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    strict_headers: bool
+    max_request_body_size: int
+    max_response_body_size: int
+    rewriter: ResultRewriter | None = None
+
+    @classmethod
+    def from_config(cls, config: ProxyConfig, rewriter: ResultRewriter | None = None) -> Settings:
+        """Derive the per-proxy settings from a validated configuration."""
+        return cls(
+            proxy=config.name,
+            upstream=routing.parse_upstream_url(config.mcp),
+            bind=config.bind,
+            allowed_hosts=tuple(config.allowed_hosts),
+            allowed_origins=tuple(config.allowed_origins),
+            strict_headers=config.strict_headers,
+            max_request_body_size=config.max_request_body_size,
+            max_response_body_size=config.max_response_body_size,
+            rewriter=rewriter,
+        )
+
+
+class _Mode(enum.Enum):
+    """How the response body is handled."""
+
+    PASS = "pass"  # stream chunks through, observe nothing
+    JSON_OBSERVE = "json_observe"  # stream chunks through, keep references to read the outcome
+    JSON_BUFFER = "json_buffer"  # hold the body, rewrite, send with a new Content-Length
+    SSE_OBSERVE = "sse_observe"  # stream chunks through, decode a copy event by event
+    SSE_REWRITE = "sse_rewrite"  # send complete events, re-encoding the rewritten ones
+
+
+@dataclass(slots=True)
+class _Call:
+    """What we know about one JSON-RPC message of the request, and later its answer."""
+
+    message: jsonrpc.Message | None
+    detail: mcp.RequestDetail | None
+    error_code: int | None = None
+    error_msg: str | None = None
+    answered: bool = False
+
+
+def _content_type(headers: Headers) -> bytes:
+    value = routing.header_value(headers, b"content-type")
+    if value is None:
+        return b""
+    return value.split(b";", 1)[0].strip().lower()
+
+
+def _id_key(value: jsonrpc.JsonRpcId) -> tuple[str, str | int | None]:
+    """A dict key for a JSON-RPC id that keeps 1 and "1" apart."""
+    return (type(value).__name__, value)
+
+
+class Exchange:
+    """The sans-IO machine for one proxied HTTP exchange (see the module docstring)."""
+
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_calls",
+        "_client_head",
+        "_decoder",
+        "_era",
+        "_failure_status",
+        "_head",
+        "_header_mismatch",
+        "_id",
+        "_kind",
+        "_mode",
+        "_observed",
+        "_observed_size",
+        "_parsed",
+        "_request_size",
+        "_response_size",
+        "_rewrite_method",
+        "_session_id",
+        "_settings",
+        "_started",
+        "_state",
+        "_status",
+        "_ts_ms",
+        "_upstream_at",
+    )
+
+    def __init__(self, settings: Settings, *, exchange_id: str, ts_ms: int, now: float) -> None:
+        self._settings = settings
+        self._id = exchange_id
+        self._ts_ms = ts_ms
+        self._started = now
+        self._state = ExchangeState.REQUEST_HEAD
+        self._head: RequestHead | None = None
+        self._kind: routing.RequestKind | None = None
+        self._parsed: jsonrpc.Parsed | None = None
+        self._calls: list[_Call] = []
+        self._era: Era | None = None
+        self._header_mismatch = False
+        self._session_id: str | None = None
+        self._request_size = 0
+        self._response_size = 0
+        self._status = 0
+        self._upstream_at: float | None = None
+        self._mode = _Mode.PASS
+        self._decoder: SSEDecoder | None = None
+        self._observed: list[bytes] = []
+        self._observed_size = 0
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._client_head: ResponseHead | None = None
+        self._rewrite_method: str | None = None
+        self._failure_status: int | None = None
+
+    # -- introspection ---------------------------------------------------------------
+
+    @property
+    def state(self) -> ExchangeState:
+        """The current state."""
+        return self._state
+
+    @property
+    def kind(self) -> routing.RequestKind | None:
+        """How the request was classified, once known."""
+        return self._kind
+
+    @property
+    def answered(self) -> bool:
+        """Every JSON-RPC request of the exchange has seen its response go to the client."""
+        requests = [c for c in self._calls if c.message is not None and c.message.is_request]
+        return bool(requests) and all(c.answered for c in requests)
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self._id} state={self._state.name} kind={self._kind}>"
+
+    def _expect(self, *states: ExchangeState) -> None:
+        if self._state not in states:
+            bad = self._state
+            self._state = ExchangeState.ERROR
+            raise LocalProtocolError(f"exchange is in state {bad.name}")
+
+    # -- request side ----------------------------------------------------------------
+
+    def receive_request_head(self, head: RequestHead) -> ReadBody | Forward | Reject:
+        """Classify the request head: read the body first, forward now, or reject."""
+        self._expect(ExchangeState.REQUEST_HEAD)
+        self._head = head
+        s = self._settings
+        sid = routing.header_value(head.headers, b"mcp-session-id")
+        self._session_id = sid.decode("ascii", "replace") if sid is not None else None
+        check = routing.check_host_and_origin(
+            head.headers,
+            bind=s.bind,
+            allowed_hosts=s.allowed_hosts,
+            allowed_origins=s.allowed_origins,
+        )
+        if check is not routing.HostCheck.OK:
+            what = "Origin" if check is routing.HostCheck.BAD_ORIGIN else "Host"
+            return self._reject(403, b"Forbidden", f"Forbidden: {what} header not allowed")
+        kind = routing.classify_head(head.method, head.headers)
+        if kind is None and not self._wants_body(head.headers):
+            kind = routing.RequestKind.PASSTHROUGH
+        if kind is None:
+            length = routing.header_value(head.headers, b"content-length")
+            if length is not None and length.isdigit() and int(length) > s.max_request_body_size:
+                return self.body_too_large()
+            self._state = ExchangeState.REQUEST_BODY
+            return ReadBody(limit=s.max_request_body_size)
+        self._kind = kind
+        self._state = ExchangeState.UPSTREAM
+        return self._forward(None)
+
+    @staticmethod
+    def _wants_body(headers: Headers) -> bool:
+        """A POST is read whole only when it may be JSON-RPC (JSON or no content type)."""
+        ctype = _content_type(headers)
+        return ctype == b"" or ctype.endswith(b"json")
+
+    def body_too_large(self) -> Reject:
+        """The request body exceeds `max_request_body_size`: answer 413."""
+        self._expect(ExchangeState.REQUEST_HEAD, ExchangeState.REQUEST_BODY, ExchangeState.UPSTREAM)
+        limit = self._settings.max_request_body_size
+        return self._reject(413, b"Content Too Large", f"request body over {limit} bytes")
+
+    def receive_request_body(self, body: bytes) -> Forward | Reject:
+        """Take the complete request body (after `ReadBody`) and decide where it goes."""
+        self._expect(ExchangeState.REQUEST_BODY)
+        if len(body) > self._settings.max_request_body_size:
+            return self.body_too_large()
+        self._request_size = len(body)
+        parsed = jsonrpc.parse(body)
+        if isinstance(parsed, jsonrpc.Invalid):
+            self._kind = routing.RequestKind.PASSTHROUGH
+            self._calls.append(_Call(message=None, detail=None))
+        else:
+            self._kind = routing.RequestKind.MCP_MESSAGE
+            self._parsed = parsed
+            members = parsed.items if isinstance(parsed, jsonrpc.Batch) else (parsed,)
+            for item in members:
+                if isinstance(item, jsonrpc.Message) and item.method is not None:
+                    self._calls.append(_Call(item, mcp.describe_request(item)))
+                elif isinstance(item, jsonrpc.Message):
+                    self._calls.append(_Call(item, None))
+            if not self._calls:
+                self._calls.append(_Call(message=None, detail=None))
+            reject = self._check_era()
+            if reject is not None:
+                return reject
+        self._state = ExchangeState.UPSTREAM
+        return self._forward(body)
+
+    def _check_era(self) -> Reject | None:
+        """Record the era and any header/body disagreement (PROTOCOL.md §7.7, §7.8)."""
+        first = self._calls[0]
+        assert self._head is not None
+        headers = self._head.headers
+        version = routing.header_value(headers, b"mcp-protocol-version")
+        version_s = version.decode("ascii", "replace") if version is not None else None
+        method = first.message.method if first.message is not None else None
+        self._era = mcp.request_era(
+            method, session_id=self._session_id, protocol_version_header=version_s
+        )
+        if self._era != "modern" or first.message is None or method is None:
+            return None
+        mcp_method = routing.header_value(headers, b"mcp-method")
+        mcp_name = routing.header_value(headers, b"mcp-name")
+        check = mcp.check_headers(
+            first.message,
+            mcp_method=mcp_method.decode("latin-1") if mcp_method is not None else None,
+            mcp_name=mcp_name.decode("latin-1") if mcp_name is not None else None,
+            protocol_version=version_s,
+        )
+        if not check.mismatched:
+            return None
+        self._header_mismatch = True
+        if not self._settings.strict_headers:
+            return None
+        names = ", ".join(check.mismatched)
+        body = jsonrpc.error_body(
+            first.message.id, jsonrpc.HEADER_MISMATCH, f"Header mismatch: {names}"
+        )
+        return self._reject_raw(400, b"Bad Request", _JSON_HEADERS, body)
+
+    def _forward(self, body: bytes | None) -> Forward:
+        assert self._head is not None
+        assert self._kind is not None
+        s = self._settings
+        head = self._head
+        target = routing.upstream_target(self._kind, head.target, s.upstream)
+        headers = routing.forward_request_headers(
+            head.headers, upstream=s.upstream, client_host=head.client_host, scheme=head.scheme
+        )
+        rewriter = s.rewriter
+        if rewriter is not None and self._kind is routing.RequestKind.MCP_MESSAGE:
+            call = self._calls[0]
+            method = call.message.method if call.message is not None else None
+            client = call.detail.client_name if call.detail is not None else None
+            if method is not None and rewriter.wants(method, client):
+                self._rewrite_method = method
+        return Forward(method=head.method, target=target, headers=headers, body=body)
+
+    # -- proxy-made answers -------------------------------------------------------------
+
+    def _request_id(self) -> tuple[bool, jsonrpc.JsonRpcId]:
+        """Whether the request was a single JSON-RPC request, and its id."""
+        parsed = self._parsed
+        if isinstance(parsed, jsonrpc.Message) and parsed.has_id and parsed.method is not None:
+            return True, parsed.id
+        return False, None
+
+    def _reject(self, status: int, reason: bytes, message: str) -> Reject:
+        has_id, rid = self._request_id()
+        if has_id:
+            body = jsonrpc.error_body(rid, jsonrpc.INTERNAL_ERROR, message)
+            return self._reject_raw(status, reason, _JSON_HEADERS, body)
+        return self._reject_raw(status, reason, _TEXT_HEADERS, message.encode() + b"\n")
+
+    def _reject_raw(
+        self,
+        status: int,
+        reason: bytes,
+        headers: tuple[tuple[bytes, bytes], ...],
+        body: bytes,
+    ) -> Reject:
+        self._state = ExchangeState.DONE
+        self._status = status
+        self._failure_status = status
+        self._response_size = len(body)
+        for call in self._calls:
+            call.error_code = call.error_code or status
+            call.error_msg = call.error_msg or body.decode("utf-8", "replace")[:ERROR_MSG_MAX]
+        return Reject(status=status, reason=reason, headers=headers, body=body)
+
+    def upstream_failed(self, failure: Failure, detail: str = "") -> Reject:
+        """No usable response head came back: build the 502/504 answer for the client."""
+        self._expect(ExchangeState.UPSTREAM, ExchangeState.RESPONSE)
+        status, reason, message, _ = _FAILURES[failure]
+        if detail:
+            message = f"{message}: {detail}"
+        return self._reject(status, reason, message)
+
+    # -- response side --------------------------------------------------------------------
+
+    def receive_response_head(self, head: ResponseHead, *, now: float) -> ResponseHead | None:
+        """Take the upstream's head; return the head for the client, or None if held back."""
+        self._expect(ExchangeState.UPSTREAM)
+        self._state = ExchangeState.RESPONSE
+        self._upstream_at = now
+        self._status = head.status
+        if self._session_id is None:
+            sid = routing.header_value(head.headers, b"mcp-session-id")
+            if sid is not None:
+                self._session_id = sid.decode("ascii", "replace")
+        ctype = _content_type(head.headers)
+        encoded = routing.header_value(head.headers, b"content-encoding")
+        readable = encoded is None or encoded.strip().lower() == b"identity"
+        mode = _Mode.PASS
+        if self._kind is not routing.RequestKind.PASSTHROUGH and readable:
+            if ctype == _SSE_TYPE:
+                mode = _Mode.SSE_REWRITE if self._rewrite_method else _Mode.SSE_OBSERVE
+                self._decoder = SSEDecoder()
+            elif ctype in _JSON_TYPES and self._calls:
+                mode = _Mode.JSON_BUFFER if self._rewrite_method else _Mode.JSON_OBSERVE
+        self._mode = mode
+        keep_length = mode is not _Mode.SSE_REWRITE
+        headers = routing.forward_response_headers(head.headers, keep_content_length=keep_length)
+        client_head = ResponseHead(status=head.status, headers=headers, reason=head.reason)
+        if mode is _Mode.JSON_BUFFER:
+            self._client_head = client_head
+            return None
+        return client_head
+
+    def receive_response_data(self, data: bytes) -> bytes:
+        """Take a chunk of the upstream body; return the bytes to send to the client now.
+
+        Raises nothing for bad content: an undecodable body is simply not observed. When a
+        buffered body grows past `max_response_body_size`, `response_too_large` turns true
+        and the driver answers with `upstream_failed(Failure.RESPONSE_TOO_LARGE)`.
+        """
+        self._expect(ExchangeState.RESPONSE)
+        mode = self._mode
+        if mode is _Mode.PASS:
+            self._response_size += len(data)
+            return data
+        if mode is _Mode.JSON_OBSERVE:
+            if self._observed_size <= self._settings.max_response_body_size:
+                self._observed.append(data)
+                self._observed_size += len(data)
+            self._response_size += len(data)
+            return data
+        if mode is _Mode.JSON_BUFFER:
+            self._buffer.append(data)
+            self._buffered += len(data)
+            return b""
+        decoder = self._decoder
+        assert decoder is not None
+        decoder.receive_data(data)
+        if mode is _Mode.SSE_OBSERVE:
+            self._drain_sse(decoder, rewrite=False)
+            self._response_size += len(data)
+            return data
+        out = self._drain_sse(decoder, rewrite=True)
+        self._response_size += len(out)
+        return out
+
+    @property
+    def response_too_large(self) -> bool:
+        """A buffered response body exceeded `max_response_body_size`."""
+        return self._buffered > self._settings.max_response_body_size
+
+    def receive_response_end(self) -> tuple[ResponseHead | None, bytes]:
+        """The upstream body ended: return a held-back head (if any) and the last bytes."""
+        self._expect(ExchangeState.RESPONSE)
+        self._state = ExchangeState.DONE
+        mode = self._mode
+        if mode is _Mode.JSON_OBSERVE:
+            self._observe_json(b"".join(self._observed))
+            self._observed = []
+            return None, b""
+        if mode is _Mode.JSON_BUFFER:
+            return self._finish_buffered()
+        if mode in (_Mode.SSE_OBSERVE, _Mode.SSE_REWRITE):
+            decoder = self._decoder
+            assert decoder is not None
+            decoder.receive_data(b"")
+            out = self._drain_sse(decoder, rewrite=mode is _Mode.SSE_REWRITE)
+            if mode is _Mode.SSE_REWRITE:
+                out += decoder.trailing
+                self._response_size += len(out)
+                return None, out
+        return None, b""
+
+    def _finish_buffered(self) -> tuple[ResponseHead | None, bytes]:
+        body = b"".join(self._buffer)
+        self._buffer = []
+        head = self._client_head
+        assert head is not None
+        rewritten = self._rewrite_json(body)
+        if rewritten is not None:
+            body = rewritten
+        self._observe_json(body)
+        headers = [(k, v) for k, v in head.headers if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        self._response_size += len(body)
+        return ResponseHead(status=head.status, headers=headers, reason=head.reason), body
+
+    def _rewrite_json(self, body: bytes) -> bytes | None:
+        """Apply the rewriter to a buffered JSON response; None when nothing changed."""
+        parsed = jsonrpc.parse(body)
+        if not isinstance(parsed, jsonrpc.Message):
+            return None
+        new = self._rewrite_message(parsed)
+        if new is None:
+            return None
+        return json.dumps(new, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _rewrite_message(self, message: jsonrpc.Message) -> dict[str, Any] | None:
+        rewriter = self._settings.rewriter
+        method = self._rewrite_method
+        if rewriter is None or method is None or message.kind is not jsonrpc.MessageKind.RESULT:
+            return None
+        if not isinstance(message.result, dict) or not self._is_ours(message.id):
+            return None
+        client = self._calls[0].detail.client_name if self._calls[0].detail else None
+        result = rewriter.rewrite(method, message.result, client)
+        if result is None:
+            return None
+        return {**message.obj, "result": result}
+
+    def _is_ours(self, rid: jsonrpc.JsonRpcId) -> bool:
+        return any(
+            c.message is not None and c.message.has_id and _id_key(c.message.id) == _id_key(rid)
+            for c in self._calls
+        )
+
+    # -- observation ------------------------------------------------------------------------
+
+    def _observe_json(self, body: bytes) -> None:
+        if not body:
+            return
+        parsed = jsonrpc.parse(body)
+        if isinstance(parsed, jsonrpc.Message):
+            self._observe_message(parsed)
+        elif isinstance(parsed, jsonrpc.Batch):
+            for item in parsed.items:
+                if isinstance(item, jsonrpc.Message):
+                    self._observe_message(item)
+
+    def _drain_sse(self, decoder: SSEDecoder, *, rewrite: bool) -> bytes:
+        """Observe every complete event; when rewriting, return their (new) bytes."""
+        out: list[bytes] = []
+        while True:
+            event = decoder.next_event()
+            if not isinstance(event, SSEEvent):
+                break
+            new = self._observe_sse_event(event, rewrite=rewrite)
+            if rewrite:
+                out.append(event.raw if new is None else new)
+        return b"".join(out)
+
+    def _observe_sse_event(self, event: SSEEvent, *, rewrite: bool) -> bytes | None:
+        if not event.has_data or not event.data:
+            return None
+        if event.event not in (None, "message"):
+            return None
+        parsed = jsonrpc.parse(event.data)
+        if isinstance(parsed, jsonrpc.Batch):
+            for item in parsed.items:
+                if isinstance(item, jsonrpc.Message):
+                    self._observe_message(item)
+            return None
+        if not isinstance(parsed, jsonrpc.Message):
+            return None
+        self._observe_message(parsed)
+        if not rewrite:
+            return None
+        new = self._rewrite_message(parsed)
+        if new is None:
+            return None
+        data = json.dumps(new, ensure_ascii=False, separators=(",", ":"))
+        return reencode(event, data=data)
+
+    def _observe_message(self, message: jsonrpc.Message) -> None:
+        """Match a response to the request it answers and note its outcome."""
+        if not message.is_response:
+            return
+        key = _id_key(message.id)
+        for call in self._calls:
+            req = call.message
+            if req is None or not req.has_id or _id_key(req.id) != key or call.answered:
+                continue
+            detail = mcp.describe_response(message)
+            call.answered = True
+            call.error_code = detail.error_code
+            call.error_msg = detail.error_msg
+            if detail.is_error and call.error_msg is None:
+                call.error_msg = "tool error"
+            return
+
+    # -- the event ----------------------------------------------------------------------------
+
+    def finish(self, *, now: float, outcome: Outcome) -> tuple[RequestEvent, ...]:
+        """End the exchange and return its events (one per JSON-RPC request, at least one)."""
+        if self._state is ExchangeState.FINISHED:
+            self._state = ExchangeState.ERROR
+            raise LocalProtocolError("exchange already finished")
+        self._state = ExchangeState.FINISHED
+        head = self._head
+        method = head.method.decode("ascii", "replace") if head is not None else "?"
+        path = head.target.decode("utf-8", "replace").split("?", 1)[0] if head else "?"
+        latency_us = max(0, int((now - self._started) * 1_000_000))
+        upstream_us = (
+            max(0, int((self._upstream_at - self._started) * 1_000_000))
+            if self._upstream_at is not None
+            else None
+        )
+        calls = self._calls or [_Call(message=None, detail=None)]
+        note = outcome.value
+        events = []
+        for index, call in enumerate(calls):
+            detail = call.detail
+            message = call.message
+            error_code = call.error_code
+            error_msg = call.error_msg
+            if error_code is None and self._failure_status is not None:
+                error_code = self._failure_status
+            if error_code is None and error_msg is None and outcome in _FAILED:
+                error_msg = note
+            rid = message.id if message is not None and message.has_id else None
+            client_name = detail.client_name if detail else None
+            events.append(
+                RequestEvent(
+                    id=self._id if index == 0 else f"{self._id}.{index}",
+                    ts=self._ts_ms,
+                    proxy=self._settings.proxy,
+                    method=method,
+                    path=path,
+                    status=self._status,
+                    latency_us=latency_us,
+                    request_size=self._request_size,
+                    note=note,
+                    session_id=self._session_id,
+                    mcp_method=message.method if message is not None else None,
+                    tool=detail.tool if detail else None,
+                    resource_uri=detail.resource_uri if detail else None,
+                    prompt_name=detail.prompt_name if detail else None,
+                    upstream_us=upstream_us,
+                    response_size=self._response_size,
+                    error_code=error_code,
+                    error_msg=error_msg,
+                    client_name=client_name,
+                    client_version=detail.client_version if detail else None,
+                    client_platform=mcp.client_platform(client_name).value if client_name else None,
+                    protocol_version=detail.protocol_version if detail else None,
+                    era=self._era,
+                    header_mismatch=self._header_mismatch,
+                    jsonrpc_id=rid,
+                )
+            )
+        return tuple(events)
