@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any
 
 import rich_click as click
+
+from mcpr_cli.configfile import load
+from mcpr_core.config import Problem
 
 __all__ = ["cli", "main"]
 
@@ -28,6 +34,42 @@ def version(as_json: bool) -> None:
     click.echo(f"mcpr {versions['mcpr-cli']}")
     for name in _DISTRIBUTIONS[1:]:
         click.echo(f"  {name} {versions[name]}")
+
+
+@cli.group()
+def proxy() -> None:
+    """Run the proxy and look at what it recorded."""
+
+
+def _print_problems(problems: tuple[Problem, ...]) -> None:
+    for problem in problems:
+        click.echo(f"{problem.severity}: {problem.path}: {problem.message}", err=True)
+
+
+@proxy.command("run")
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--mcp", help="Upstream MCP server URL, e.g. http://127.0.0.1:8000/mcp.")
+@click.option("--port", type=int, help="Port to listen on (default 3000; 0 picks a free one).")
+@click.option("--bind", help="Address to listen on (default 127.0.0.1).")
+@click.option("--name", help="Proxy name stamped on every event.")
+@click.option("--public-url", help="The URL clients use to reach this proxy.")
+@click.option("--csp-domain", help="Public domain for widget CSP rewriting.")
+@click.option("--backend", type=click.Choice(["asyncio", "trio"]), help="Event loop.")
+@click.option(
+    "--events",
+    "events_format",
+    type=click.Choice(["pretty", "json", "off"]),
+    help="Request lines on stderr.",
+)
+def proxy_run(config: Path | None, **flags: Any) -> None:
+    """Run the proxy in front of one upstream MCP server until SIGTERM or Ctrl-C."""
+    from mcpr_cli.runner import run_proxy
+
+    loaded = load(config, flags)
+    _print_problems(loaded.result.problems)
+    if loaded.result.config is None:
+        sys.exit(1)
+    sys.exit(run_proxy(loaded.result.config))
 
 
 def main() -> None:

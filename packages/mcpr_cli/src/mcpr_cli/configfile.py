@@ -1,0 +1,67 @@
+"""Finding and reading `mcpr.toml`, and merging flags and environment over it.
+
+Priority, highest first: command-line flags, `MCPR_*` environment variables, the file,
+the defaults of `mcpr_core.config.ProxyConfig`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcpr_core.config import LoadResult, Problem, env_overrides, load_config
+
+__all__ = ["CONFIG_NAME", "LoadedConfig", "find_config", "load"]
+
+CONFIG_NAME = "mcpr.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """The outcome of loading: the validated result and the file it came from, if any."""
+
+    result: LoadResult
+    path: Path | None
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest `mcpr.toml` in `start` or one of its parents."""
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(
+    path: Path | None,
+    flags: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    search_from: Path | None = None,
+) -> LoadedConfig:
+    """Read the config file (given, or searched for), then apply env and flag overrides."""
+    if path is None:
+        path = find_config(search_from if search_from is not None else Path.cwd())
+    data: dict[str, Any] = {}
+    problems: list[Problem] = []
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            problems.append(Problem(str(path), f"cannot read: {exc.strerror}", "error"))
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(Problem(str(path), f"invalid TOML: {exc}", "error"))
+    env, env_problems = env_overrides(os.environ if environ is None else environ)
+    problems.extend(env_problems)
+    overrides = {**env, **{k: v for k, v in flags.items() if v is not None}}
+    result = load_config(data, overrides=overrides)
+    if problems:
+        merged = (*problems, *result.problems)
+        has_error = any(p.severity == "error" for p in merged)
+        result = LoadResult(config=None if has_error else result.config, problems=merged)
+    return LoadedConfig(result=result, path=path)

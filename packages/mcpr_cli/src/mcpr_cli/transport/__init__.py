@@ -1,0 +1,1 @@
+"""The anyio + h11 transport: client connections in, a keep-alive pool to the upstream out."""

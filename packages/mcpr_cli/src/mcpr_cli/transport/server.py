@@ -1,0 +1,509 @@
+"""The client-facing side: one task per accepted connection, driving `mcpr_core.pipeline`.
+
+Each keep-alive cycle reads a request head (the first byte within `idle_timeout`, the rest
+of the head within `header_timeout`, so a slow client cannot hold a task forever), asks
+the `Exchange` what to do, and either answers locally or carries the exchange to the
+upstream and streams the answer back chunk by chunk.
+
+While a streamed response (no Content-Length: SSE, chunked) is being pumped, a second
+task watches the client socket; EOF there cancels the pump and closes the upstream
+connection, which for a 2026-07-28 request is the cancellation itself (PROTOCOL.md §1.5).
+Every exchange, whatever happens to it, emits its events exactly once from a `finally`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+import h11
+import structlog
+from anyio.abc import SocketAttribute
+
+from mcpr_cli.ids import new_event_id
+from mcpr_cli.transport.h11io import READ_SIZE, receive_event, send_event
+from mcpr_cli.transport.upstream import (
+    ConnectFailed,
+    UpstreamConnection,
+    UpstreamPool,
+)
+from mcpr_core.config import ProxyConfig
+from mcpr_core.events import ProxyEvent
+from mcpr_core.pipeline import (
+    Exchange,
+    Failure,
+    Forward,
+    Outcome,
+    ReadBody,
+    Reject,
+    RequestHead,
+    ResponseHead,
+    Settings,
+)
+
+__all__ = ["ConnectionHandler", "HandlerStatistics"]
+
+_log = structlog.get_logger("mcpr.transport")
+
+_EOF = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
+_CLIENT_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+class _UpstreamBroken(Exception):
+    """The upstream connection failed after the response head was sent to the client."""
+
+
+class _ClientGone(Exception):
+    """The client went away while we were sending to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerStatistics:
+    """Counters of the client side (trio-style `statistics()` record)."""
+
+    connections_open: int
+    exchanges_in_flight: int
+    exchanges_total: int
+
+
+class ConnectionHandler:
+    """Serves client connections for one proxy: the `listener.serve` callback."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        settings: Settings,
+        pool: UpstreamPool,
+        emit: Callable[[ProxyEvent], None],
+    ) -> None:
+        self._config = config
+        self._settings = settings
+        self._pool = pool
+        self._emit = emit
+        self._connections = 0
+        self._in_flight = 0
+        self._total = 0
+        self._draining = False
+        self._idle_scopes: set[anyio.CancelScope] = set()
+        self._quiet = anyio.Event()
+        self._quiet.set()
+
+    def statistics(self) -> HandlerStatistics:
+        """Open connections, exchanges in flight, exchanges handled."""
+        return HandlerStatistics(self._connections, self._in_flight, self._total)
+
+    def begin_drain(self) -> None:
+        """Stop keep-alive: idle connections close now, busy ones after their exchange."""
+        self._draining = True
+        for scope in list(self._idle_scopes):
+            scope.cancel()
+
+    async def wait_quiet(self) -> None:
+        """Wait until no exchange is in flight."""
+        while self._in_flight:
+            await self._quiet.wait()
+
+    async def handle(self, stream: anyio.abc.SocketStream) -> None:
+        """Serve one client connection until it closes; never raises (but cancellation)."""
+        self._connections += 1
+        try:
+            client_host = _remote_host(stream)
+            conn = h11.Connection(
+                h11.SERVER, max_incomplete_event_size=self._config.max_header_size
+            )
+            while await self._cycle(conn, stream, client_host):
+                conn.start_next_cycle()
+        except Exception:
+            _log.exception("connection handler failed")
+        finally:
+            self._connections -= 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    # -- one request/response cycle ---------------------------------------------------
+
+    async def _cycle(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, client_host: str | None
+    ) -> bool:
+        """Serve one exchange; return True to keep the connection for another."""
+        request = await self._read_head(conn, stream)
+        if request is None:
+            return False
+        ex = Exchange(
+            self._settings,
+            exchange_id=new_event_id(),
+            ts_ms=time.time_ns() // 1_000_000,
+            now=time.monotonic(),
+        )
+        outcome = Outcome.CANCELLED
+        self._in_flight += 1
+        self._quiet = anyio.Event() if self._in_flight == 1 else self._quiet
+        try:
+            outcome = await self._exchange(ex, conn, stream, request, client_host)
+        finally:
+            self._in_flight -= 1
+            self._total += 1
+            if not self._in_flight:
+                self._quiet.set()
+            for event in ex.finish(now=time.monotonic(), outcome=outcome):
+                self._emit(event)
+        return (outcome is Outcome.COMPLETED or outcome is Outcome.REJECTED) and _can_continue(conn)
+
+    async def _read_head(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream
+    ) -> h11.Request | None:
+        """The next request head, or None when the connection should close."""
+        deadline: float | None = None
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._send_plain(conn, stream, exc.error_status_hint, str(exc))
+                return None
+            if isinstance(event, h11.Request):
+                return event
+            if event is not h11.NEED_DATA:
+                return None
+            if self._draining and deadline is None:
+                return None
+            data = await self._receive_for_head(stream, deadline)
+            if data is None:
+                if deadline is not None:
+                    await self._send_plain(conn, stream, 408, "request header timeout")
+                return None
+            if deadline is None:
+                deadline = anyio.current_time() + self._config.header_timeout
+            conn.receive_data(data)
+
+    async def _receive_for_head(
+        self, stream: anyio.abc.SocketStream, deadline: float | None
+    ) -> bytes | None:
+        """Read for a request head; None on timeout. EOF comes back as b''."""
+        if deadline is None:
+            with anyio.CancelScope() as scope:
+                scope.deadline = anyio.current_time() + self._config.idle_timeout
+                self._idle_scopes.add(scope)
+                try:
+                    return await _receive_or_eof(stream)
+                finally:
+                    self._idle_scopes.discard(scope)
+            return None
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+            return await _receive_or_eof(stream)
+        return None
+
+    async def _exchange(
+        self,
+        ex: Exchange,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        request: h11.Request,
+        client_host: str | None,
+    ) -> Outcome:
+        head = RequestHead(
+            method=request.method,
+            target=request.target,
+            headers=request.headers,
+            client_host=client_host,
+        )
+        step = ex.receive_request_head(head)
+        if isinstance(step, ReadBody):
+            body = await self._read_body(conn, stream, step.limit)
+            step = ex.body_too_large() if body is None else ex.receive_request_body(body)
+        if isinstance(step, Reject):
+            await self._send_reject(conn, stream, step)
+            return Outcome.REJECTED
+        assert isinstance(step, Forward)
+        return await self._forward(ex, step, conn, stream, request)
+
+    async def _read_body(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, limit: int
+    ) -> bytes | None:
+        """The whole request body, or None when it exceeds `limit`."""
+        parts: list[bytes] = []
+        size = 0
+        with anyio.fail_after(self._config.request_timeout):
+            while True:
+                event = await receive_event(conn, stream)
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > limit:
+                        return None
+                    parts.append(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
+                else:
+                    raise h11.RemoteProtocolError("connection closed inside a request body")
+
+    # -- carrying the exchange to the upstream ----------------------------------------------
+
+    async def _forward(
+        self,
+        ex: Exchange,
+        fwd: Forward,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        request: h11.Request,
+    ) -> Outcome:
+        pool = self._pool
+        async with pool.limit:
+            try:
+                upstream = await self._send_request(fwd, conn, stream, request)
+            except ConnectFailed as exc:
+                await self._send_reject(
+                    conn, stream, ex.upstream_failed(Failure.UNREACHABLE, str(exc))
+                )
+                return Outcome.UPSTREAM_UNREACHABLE
+            try:
+                outcome = await self._relay(ex, upstream, conn, stream)
+            except BaseException:
+                await pool.discard(upstream)
+                raise
+            if outcome is Outcome.COMPLETED:
+                await pool.checkin(upstream)
+            else:
+                await pool.discard(upstream)
+            return outcome
+
+    async def _send_request(
+        self,
+        fwd: Forward,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        request: h11.Request,
+    ) -> UpstreamConnection:
+        """Write the request upstream; retry once on a fresh connection if a reused one is dead."""
+        headers = fwd.headers
+        if fwd.body is not None:
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
+            headers.append((b"content-length", str(len(fwd.body)).encode()))
+        elif _is_chunked(request):
+            headers = [*headers, (b"transfer-encoding", b"chunked")]
+        h11_request = h11.Request(method=fwd.method, target=fwd.target, headers=headers)
+        upstream = await self._pool.checkout()
+        try:
+            await upstream.send(h11_request)
+        except (*_CLIENT_GONE, h11.LocalProtocolError) as exc:
+            await self._pool.discard(upstream)
+            if not upstream.reused:
+                raise ConnectFailed(f"sending to the upstream failed: {exc}") from exc
+            upstream = await self._pool.checkout(fresh=True)
+            try:
+                await upstream.send(h11_request)
+            except (*_CLIENT_GONE, h11.LocalProtocolError) as exc2:
+                await self._pool.discard(upstream)
+                raise ConnectFailed(f"sending to the upstream failed: {exc2}") from exc2
+        try:
+            if fwd.body is not None:
+                if fwd.body:
+                    await upstream.send(h11.Data(data=fwd.body))
+                await upstream.send(h11.EndOfMessage())
+            else:
+                await self._stream_request_body(conn, stream, upstream)
+        except BaseException:
+            await self._pool.discard(upstream)
+            raise
+        return upstream
+
+    async def _stream_request_body(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, upstream: UpstreamConnection
+    ) -> None:
+        """Copy a request body that is not read whole (uploads, GET, DELETE) to the upstream."""
+        while True:
+            event = await receive_event(conn, stream)
+            if isinstance(event, h11.Data):
+                await upstream.send(event)
+            elif isinstance(event, h11.EndOfMessage):
+                await upstream.send(h11.EndOfMessage())
+                return
+            else:
+                raise h11.RemoteProtocolError("connection closed inside a request body")
+
+    async def _relay(
+        self,
+        ex: Exchange,
+        upstream: UpstreamConnection,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+    ) -> Outcome:
+        """Wait for the upstream's head, then stream its body to the client."""
+        try:
+            with anyio.fail_after(self._config.request_timeout):
+                response = await _receive_head(upstream)
+        except TimeoutError:
+            await self._send_reject(conn, stream, ex.upstream_failed(Failure.TIMEOUT))
+            return Outcome.UPSTREAM_TIMEOUT
+        except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+            reject = ex.upstream_failed(Failure.BAD_RESPONSE, str(exc))
+            await self._send_reject(conn, stream, reject)
+            return Outcome.UPSTREAM_ERROR
+        resp_head = ResponseHead(
+            status=response.status_code, headers=response.headers, reason=response.reason
+        )
+        client_head = ex.receive_response_head(resp_head, now=time.monotonic())
+        if client_head is not None:
+            await self._send_head(conn, stream, client_head)
+        streamed = client_head is not None and not _has_length(client_head)
+        if not streamed:
+            return await self._pump(ex, upstream, conn, stream)
+        gone = False
+        outcome = Outcome.CLIENT_CLOSED
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                nonlocal gone
+                gone = await _watch_for_eof(stream, conn)
+                if gone:
+                    group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            outcome = await self._pump(ex, upstream, conn, stream)
+            group.cancel_scope.cancel()
+        if gone:
+            # A modern client closes its SSE response once the result is in: that is the
+            # normal end of the exchange, not an abort (PROTOCOL.md §1.5).
+            return Outcome.COMPLETED if ex.answered else Outcome.CLIENT_CLOSED
+        return outcome
+
+    async def _pump(
+        self,
+        ex: Exchange,
+        upstream: UpstreamConnection,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+    ) -> Outcome:
+        """Copy the upstream body to the client through the exchange."""
+        try:
+            while True:
+                try:
+                    event = await upstream.receive()
+                except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+                    raise _UpstreamBroken(str(exc)) from exc
+                if isinstance(event, h11.Data):
+                    out = ex.receive_response_data(event.data)
+                    if ex.response_too_large:
+                        reject = ex.upstream_failed(Failure.RESPONSE_TOO_LARGE)
+                        await self._send_reject(conn, stream, reject)
+                        return Outcome.UPSTREAM_ERROR
+                    if out:
+                        await self._send_client(conn, stream, h11.Data(data=out))
+                elif isinstance(event, h11.EndOfMessage):
+                    held, out = ex.receive_response_end()
+                    if held is not None:
+                        await self._send_head(conn, stream, held)
+                    if out:
+                        await self._send_client(conn, stream, h11.Data(data=out))
+                    await self._send_client(conn, stream, h11.EndOfMessage())
+                    return Outcome.COMPLETED
+                else:
+                    raise _UpstreamBroken("upstream connection closed")
+        except _UpstreamBroken as exc:
+            _log.info("upstream stream ended early", reason=str(exc))
+            return Outcome.TRUNCATED
+        except _ClientGone:
+            return Outcome.CLIENT_CLOSED
+
+    # -- writing to the client ------------------------------------------------------------
+
+    async def _send_client(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, event: h11.Event
+    ) -> None:
+        try:
+            await send_event(conn, stream, event)
+        except _CLIENT_GONE as exc:
+            raise _ClientGone from exc
+
+    async def _send_head(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, head: ResponseHead
+    ) -> None:
+        headers = list(head.headers)
+        if self._draining:
+            headers.append((b"connection", b"close"))
+        response = h11.Response(status_code=head.status, headers=headers, reason=head.reason)
+        await self._send_client(conn, stream, response)
+
+    async def _send_reject(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, reject: Reject
+    ) -> None:
+        """Answer locally; if the response head already went out, just cut the connection."""
+        if conn.our_state is not h11.SEND_RESPONSE:
+            return
+        headers = [*reject.headers, (b"content-length", str(len(reject.body)).encode())]
+        if reject.status >= 400 and conn.their_state is not h11.DONE:
+            headers.append((b"connection", b"close"))
+        try:
+            await self._send_head(conn, stream, ResponseHead(reject.status, headers, reject.reason))
+            await self._send_client(conn, stream, h11.Data(data=reject.body))
+            await self._send_client(conn, stream, h11.EndOfMessage())
+        except _ClientGone:
+            return
+
+    async def _send_plain(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, status: int, message: str
+    ) -> None:
+        """Answer a malformed or too slow request with a short text body, then close."""
+        body = message.encode("utf-8", "replace") + b"\n"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        if conn.our_state is not h11.SEND_RESPONSE and conn.our_state is not h11.IDLE:
+            return
+        try:
+            await send_event(conn, stream, h11.Response(status_code=status, headers=headers))
+            await send_event(conn, stream, h11.Data(data=body))
+            await send_event(conn, stream, h11.EndOfMessage())
+        except (*_CLIENT_GONE, h11.LocalProtocolError):
+            return
+
+
+async def _receive_head(upstream: UpstreamConnection) -> h11.Response:
+    while True:
+        event = await upstream.receive()
+        if isinstance(event, h11.Response):
+            return event
+        if isinstance(event, h11.InformationalResponse):
+            continue
+        raise h11.RemoteProtocolError("upstream closed the connection before a response")
+
+
+async def _receive_or_eof(stream: anyio.abc.SocketStream) -> bytes:
+    try:
+        return await stream.receive(READ_SIZE)
+    except _EOF:
+        return b""
+
+
+async def _watch_for_eof(stream: anyio.abc.SocketStream, conn: h11.Connection) -> bool:
+    """Wait for the client to hang up (True). Early bytes of a next request are kept."""
+    data = await _receive_or_eof(stream)
+    if not data:
+        return True
+    conn.receive_data(data)
+    return False
+
+
+def _can_continue(conn: h11.Connection) -> bool:
+    return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+
+def _has_length(head: ResponseHead) -> bool:
+    return any(k == b"content-length" for k, _ in head.headers)
+
+
+def _is_chunked(request: h11.Request) -> bool:
+    return any(k == b"transfer-encoding" and b"chunked" in v.lower() for k, v in request.headers)
+
+
+def _remote_host(stream: anyio.abc.SocketStream) -> str | None:
+    try:
+        address = stream.extra(SocketAttribute.remote_address)
+    except anyio.TypedAttributeLookupError:
+        return None
+    if isinstance(address, tuple):
+        return str(address[0])
+    return None
