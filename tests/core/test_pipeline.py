@@ -76,13 +76,30 @@ def test_json_rpc_post_is_read_whole_then_forwarded_byte_exact() -> None:
     """A JSON POST is read whole and its very bytes go to the configured MCP path."""
     ex = exchange()
     payload = body("tools/call", 7, name="echo", arguments={"text": "hi"})
-    fwd = forwarded(ex, payload, post(target=b"/anything?x=1"))
+    fwd = forwarded(ex, payload, post(target=b"/?x=1"))
     assert fwd.body is payload
     assert fwd.method == b"POST"
     assert fwd.target == b"/mcp?x=1"
     assert (b"host", b"127.0.0.1:8000") in fwd.headers
     assert ex.kind is RequestKind.MCP_MESSAGE
     assert ex.state is ExchangeState.UPSTREAM
+
+
+def test_public_url_path_is_an_mcp_path() -> None:
+    """JSON-RPC sent to the public URL's path goes to the upstream's MCP path."""
+    config = ProxyConfig(mcp=UPSTREAM, public_url="https://mcp.example.com/v1/mcp")
+    ex = exchange(Settings.from_config(config))
+    fwd = forwarded(ex, body("ping"), post(target=b"/v1/mcp"))
+    assert fwd.target == b"/mcp"
+
+
+def test_json_rpc_elsewhere_keeps_its_path_and_is_observed() -> None:
+    """A JSON-RPC POST to another path (legacy HTTP+SSE /messages) keeps it, still observed."""
+    ex = exchange()
+    fwd = forwarded(ex, body("tools/list", 4), post(target=b"/messages/?session_id=ab"))
+    assert fwd.target == b"/messages/?session_id=ab"
+    assert respond(ex, (), b"Accepted", status=202) == b"Accepted"
+    assert only(ex.finish(now=11, outcome=Outcome.COMPLETED)).mcp_method == "tools/list"
 
 
 def test_json_response_passes_through_unchanged_and_is_observed() -> None:

@@ -47,6 +47,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from mcpr_core import jsonrpc, mcp, routing
 from mcpr_core.config import ProxyConfig
@@ -229,20 +230,27 @@ class Settings:
     strict_headers: bool
     max_request_body_size: int
     max_response_body_size: int
+    mcp_paths: frozenset[bytes] = frozenset({b"/"})
     rewriter: ResultRewriter | None = None
 
     @classmethod
     def from_config(cls, config: ProxyConfig, rewriter: ResultRewriter | None = None) -> Settings:
         """Derive the per-proxy settings from a validated configuration."""
+        upstream = routing.parse_upstream_url(config.mcp)
+        paths = {b"/", upstream.path.encode("ascii")}
+        if config.public_url:
+            public_path = urlsplit(config.public_url).path or "/"
+            paths.add(public_path.encode("ascii", "replace"))
         return cls(
             proxy=config.name,
-            upstream=routing.parse_upstream_url(config.mcp),
+            upstream=upstream,
             bind=config.bind,
             allowed_hosts=tuple(config.allowed_hosts),
             allowed_origins=tuple(config.allowed_origins),
             strict_headers=config.strict_headers,
             max_request_body_size=config.max_request_body_size,
             max_response_body_size=config.max_response_body_size,
+            mcp_paths=frozenset(paths),
             rewriter=rewriter,
         )
 
@@ -472,7 +480,13 @@ class Exchange:
         assert self._kind is not None
         s = self._settings
         head = self._head
-        target = routing.upstream_target(self._kind, head.target, s.upstream)
+        # MCP traffic goes to the configured endpoint when it was sent to the proxy's own
+        # MCP path (or "/"); elsewhere (the legacy HTTP+SSE transport's /sse and /messages,
+        # PROTOCOL.md §1.7) it keeps its path and is only observed.
+        route = self._kind
+        if head.target.split(b"?", 1)[0] not in s.mcp_paths:
+            route = routing.RequestKind.PASSTHROUGH
+        target = routing.upstream_target(route, head.target, s.upstream)
         headers = routing.forward_request_headers(
             head.headers, upstream=s.upstream, client_host=head.client_host, scheme=head.scheme
         )
