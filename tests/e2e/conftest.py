@@ -1,0 +1,131 @@
+"""Fixtures of the end-to-end tests: a real SDK server in a subprocess, and mcpr in front of it.
+
+- `mcp_server_url` (session): `tests/e2e/mcp_app_server.py` started once per test session on a
+  free loopback port; yields `http://127.0.0.1:PORT/mcp`.
+- `target` (function): `direct` or `proxied`, the parameter of every test that uses
+  `target_url`.
+- `target_url` (function, async): the URL a client under test talks to: the server itself
+  (`direct`), or mcpr started in-process in front of it (`proxied`), on the test's event loop,
+  so on asyncio and on trio.
+- `proxy_events` (function): the events mcpr emitted while the test ran; always empty for
+  `direct`.
+
+Run only the server half with `pytest tests/e2e -k direct`.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mcpr_core.events import ProxyEvent
+
+SERVER_SCRIPT = Path(__file__).with_name("mcp_app_server.py")
+
+#: How long the server subprocess may take to accept connections (imports dominate: ~1 s).
+STARTUP_TIMEOUT = 20.0
+#: How long it may take to exit after SIGTERM before it is killed.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Silence one known ResourceWarning of the SDK client that trio reports and asyncio does not.
+
+    `mcp.client.streamable_http` (2.3.0) returns from `async for sse in EventSource(response)`
+    once the response arrives, closing the HTTP response but not the async generators under
+    the loop (httpx2's `EventSource.__aiter__`, `Response.aiter_text`/`aiter_bytes`, httpcore2's
+    `PoolByteStream.__aiter__`). Trio finalizes such generators itself and warns while doing
+    so, at garbage-collection time, which may fall in a later test; asyncio finalizes them
+    silently. The client works on trio otherwise, so the tests keep running there. The filter
+    names those two packages only: mcpr itself uses neither.
+    """
+    config.addinivalue_line(
+        "filterwarnings", r"ignore:Async generator 'http(x|core)2\.:ResourceWarning"
+    )
+
+
+def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, stderr_path: Path) -> None:
+    """Return once 127.0.0.1:port accepts a connection; fail with the server's stderr otherwise."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"MCP test server exited with {proc.returncode} before listening; stderr:\n"
+                + stderr_path.read_text(errors="replace"),
+                pytrace=False,
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"MCP test server did not listen on port {port} within {STARTUP_TIMEOUT} s; "
+                    "stderr:\n" + stderr_path.read_text(errors="replace"),
+                    pytrace=False,
+                )
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def mcp_server_url(
+    free_tcp_port_factory: Callable[[], int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Run the SDK test server for the whole session and yield its MCP endpoint URL."""
+    port = free_tcp_port_factory()
+    # stderr goes to a file, not a pipe: nobody reads a pipe while tests run, and a full pipe
+    # would block the server's logging.
+    stderr_path = tmp_path_factory.mktemp("mcp-server") / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(SERVER_SCRIPT), "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        _wait_until_listening(proc, port, stderr_path)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=SHUTDOWN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def proxy_events() -> list[ProxyEvent]:
+    """The events mcpr emits during one test (stays empty when the target is `direct`)."""
+    return []
+
+
+@pytest.fixture(params=["direct", "proxied"])
+def target(request: pytest.FixtureRequest) -> str:
+    """Which way the client under test reaches the server: `direct` or `proxied` (via mcpr)."""
+    param: str = request.param
+    return param
+
+
+@pytest.fixture
+async def target_url(
+    target: str, mcp_server_url: str, proxy_events: list[ProxyEvent]
+) -> AsyncIterator[str]:
+    """Yield the MCP endpoint a test talks to: the server itself, or mcpr in front of it."""
+    if target == "direct":
+        yield mcp_server_url
+        return
+    # Imported here so that the `direct` half runs even when the proxy cannot be imported.
+    from mcpr_cli.proxy import serve
+    from mcpr_core.config import ProxyConfig
+
+    config = ProxyConfig(mcp=mcp_server_url, port=0, admin="none")
+    async with serve(config, emit=proxy_events.append) as running:
+        yield f"{running.url}/mcp"
