@@ -427,6 +427,7 @@ def test_json_result_is_buffered_rewritten_and_relengthed() -> None:
     assert json.loads(out)["result"] == {"tools": [], "_meta": {"stamped": True}}
     assert (b"content-length", str(len(out)).encode()) in head.headers
     assert sum(1 for k, _ in head.headers if k == b"content-length") == 1
+    assert only(ex.finish(now=11, outcome=Outcome.COMPLETED)).note == "rewritten"
 
 
 def test_json_result_left_alone_keeps_its_bytes() -> None:
@@ -438,6 +439,7 @@ def test_json_result_left_alone_keeps_its_bytes() -> None:
     ex.receive_response_data(original)
     _, out = ex.receive_response_end()
     assert out == original
+    assert only(ex.finish(now=11, outcome=Outcome.COMPLETED)).note == "ok"
 
 
 def test_buffered_response_over_the_cap_is_flagged() -> None:
@@ -471,6 +473,7 @@ def test_sse_rewrite_reencodes_only_the_result_event() -> None:
     assert out.startswith(note + b"event: message\r\nid: 2\r\ndata: ")
     rewritten = out[len(note) :].split(b"data: ", 1)[1].strip()
     assert json.loads(rewritten)["result"]["_meta"] == {"stamped": True}
+    assert only(ex.finish(now=11, outcome=Outcome.COMPLETED)).note == "rewritten+sse"
 
 
 def test_rewriter_is_not_asked_for_passthrough() -> None:

@@ -310,6 +310,7 @@ class Exchange:
         "_request_size",
         "_response_size",
         "_rewrite_method",
+        "_rewritten",
         "_session_id",
         "_settings",
         "_started",
@@ -344,6 +345,7 @@ class Exchange:
         self._buffered = 0
         self._client_head: ResponseHead | None = None
         self._rewrite_method: str | None = None
+        self._rewritten = ""
         self._failure_status: int | None = None
 
     # -- introspection ---------------------------------------------------------------
@@ -638,6 +640,7 @@ class Exchange:
         rewritten = self._rewrite_json(body)
         if rewritten is not None:
             body = rewritten
+            self._rewritten = "rewritten"
         self._observe_json(body)
         headers = [(k, v) for k, v in head.headers if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
@@ -718,6 +721,7 @@ class Exchange:
         if new is None:
             return None
         data = json.dumps(new, ensure_ascii=False, separators=(",", ":"))
+        self._rewritten = "rewritten+sse"
         return reencode(event, data=data)
 
     def _observe_message(self, message: jsonrpc.Message) -> None:
@@ -756,6 +760,8 @@ class Exchange:
         )
         calls = self._calls or [_Call(message=None, detail=None)]
         note = outcome.value
+        if self._rewritten and outcome is Outcome.COMPLETED:
+            note = self._rewritten
         events = []
         for index, call in enumerate(calls):
             detail = call.detail
