@@ -1,0 +1,243 @@
+"""The event bus: the proxy emits, sinks consume, and nothing in between ever waits.
+
+Theory of operation (PRODUCT.md §5, STYLE.md §5.1):
+
+* Every sink has its own lane: a bounded memory object stream (10,000 events) and a consumer
+  task. `emit()` offers the event to each lane with `send_nowait`; a full lane drops it and
+  counts the drop. So a stalled sink fills only its own lane and delays nobody else.
+* A lane's consumer waits for one event, takes whatever else is already buffered (up to 256
+  in all), and hands the batch to the sink in a worker thread (`anyio.to_thread.run_sync`):
+  sinks are synchronous and may block, the event loop never does.
+* Every 5 s each lane flushes its sink. Calls into one sink never overlap: the consumer and
+  the flusher of a lane share a lock, and the flusher is stopped by an event, not cancelled,
+  so a flush in progress is never abandoned.
+* `aclose()` closes every lane to new events; each consumer delivers what its lane still
+  holds, then flushes and closes its sink. A lane that has not finished within
+  `shutdown_timeout` is abandoned (its sink's pending call runs on in its thread; the events
+  left are logged as lost) so that a hung sink cannot keep the process alive.
+* A sink that raises is logged and kept; its failures are counted.
+
+`emit()` must be called from the event loop's thread (memory streams are not thread-safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from mcpr_core.events import EventSink, ProxyEvent
+
+__all__ = [
+    "BATCH_SIZE",
+    "CAPACITY",
+    "FLUSH_INTERVAL",
+    "BusStatistics",
+    "EventBus",
+    "SinkStatistics",
+]
+
+#: Events a lane holds before it drops (PRODUCT.md §5).
+CAPACITY = 10_000
+#: Events handed to a sink in one call.
+BATCH_SIZE = 256
+#: Seconds between two flushes of every sink.
+FLUSH_INTERVAL = 5.0
+#: Seconds `aclose()` waits for the lanes to drain.
+SHUTDOWN_TIMEOUT = 30.0
+
+_log = structlog.get_logger("mcpr.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStatistics:
+    """Counters of one sink's lane: `accepted + dropped` is every event offered to it."""
+
+    name: str
+    accepted: int
+    dropped: int
+    delivered: int
+    failed: int
+    buffered: int
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatistics:
+    """A snapshot of the bus: events emitted, and what became of them per sink."""
+
+    emitted: int
+    sinks: tuple[SinkStatistics, ...]
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped, summed over the sinks."""
+        return sum(sink.dropped for sink in self.sinks)
+
+
+class _Lane:
+    """One sink, its bounded stream and its counters."""
+
+    def __init__(self, sink: EventSink, capacity: int) -> None:
+        self.sink = sink
+        self.send: MemoryObjectSendStream[ProxyEvent]
+        self.receive: MemoryObjectReceiveStream[ProxyEvent]
+        self.send, self.receive = anyio.create_memory_object_stream[ProxyEvent](capacity)
+        self.lock = anyio.Lock()
+        self.accepted = 0
+        self.dropped = 0
+        self.delivered = 0
+        self.failed = 0
+        self.in_flight = 0  # events handed to the sink by the call in progress
+        self.drained = anyio.Event()  # the stream is closed and empty
+        self.done = False  # drained, flushed and closed
+
+    def statistics(self) -> SinkStatistics:
+        return SinkStatistics(
+            name=self.sink.name,
+            accepted=self.accepted,
+            dropped=self.dropped,
+            delivered=self.delivered,
+            failed=self.failed,
+            buffered=self.receive.statistics().current_buffer_used,
+        )
+
+
+class EventBus:
+    """Fan events out to sinks without ever blocking the emitter.
+
+    Run `await bus.run()` in a task group, pass `bus.emit` to the proxy, and `await
+    bus.aclose()` once the proxy has drained: every event accepted by a lane reaches its sink.
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[EventSink],
+        *,
+        capacity: int = CAPACITY,
+        batch_size: int = BATCH_SIZE,
+        flush_interval: float = FLUSH_INTERVAL,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+    ) -> None:
+        self._lanes = [_Lane(sink, capacity) for sink in sinks]
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._shutdown_timeout = shutdown_timeout
+        # One worker thread per sink at most: a blocked sink holds only its own token.
+        self._limiter = anyio.CapacityLimiter(max(1, len(self._lanes)))
+        self._emitted = 0
+        self._closing = False
+        self._finished = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+
+    def __repr__(self) -> str:
+        names = ", ".join(lane.sink.name for lane in self._lanes)
+        state = "closing" if self._closing else "open"
+        return f"<EventBus [{names}] {state} emitted={self._emitted}>"
+
+    def emit(self, event: ProxyEvent) -> None:
+        """Offer `event` to every sink; never waits (a full or closed lane counts a drop)."""
+        self._emitted += 1
+        for lane in self._lanes:
+            try:
+                lane.send.send_nowait(event)
+            except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                lane.dropped += 1
+            else:
+                lane.accepted += 1
+
+    def statistics(self) -> BusStatistics:
+        """Counters per sink; `dropped` is what the lanes could not take."""
+        return BusStatistics(
+            emitted=self._emitted, sinks=tuple(lane.statistics() for lane in self._lanes)
+        )
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Deliver events until `aclose()` has drained every lane (or given up on it).
+
+        Start it with `await task_group.start(bus.run)`, so that `aclose()` finds it running.
+        """
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                task_status.started()
+                async with anyio.create_task_group() as lanes:
+                    for lane in self._lanes:
+                        lanes.start_soon(self._run_lane, lane)
+        finally:
+            for lane in self._lanes:
+                lane.send.close()
+                lane.receive.close()
+            self._finished.set()
+
+    async def aclose(self) -> None:
+        """Stop accepting events, then wait for every lane to deliver, flush and close."""
+        self._closing = True
+        for lane in self._lanes:
+            lane.send.close()
+        if self._scope is None:  # never started: nothing will consume what is buffered
+            for lane in self._lanes:
+                lane.receive.close()
+            return
+        with anyio.move_on_after(self._shutdown_timeout):
+            await self._finished.wait()
+            return
+        for lane in self._lanes:
+            if not lane.done:
+                left = lane.receive.statistics().current_buffer_used + lane.in_flight
+                _log.warning("sink_abandoned", sink=lane.sink.name, events_lost=left)
+        self._scope.cancel()
+        await self._finished.wait()
+
+    # -- lanes ------------------------------------------------------------------------------
+
+    async def _run_lane(self, lane: _Lane) -> None:
+        async with anyio.create_task_group() as flusher:
+            flusher.start_soon(self._flush_periodically, lane)
+            async with lane.receive:
+                async for first in lane.receive:
+                    batch = [first]
+                    while len(batch) < self._batch_size:
+                        try:
+                            batch.append(lane.receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    await self._deliver(lane, batch)
+            # Not a cancellation: a flush in progress finishes before the final one starts.
+            lane.drained.set()
+        await self._call(lane, "flush", lane.sink.flush)
+        await self._call(lane, "close", lane.sink.close)
+        lane.done = True
+
+    async def _flush_periodically(self, lane: _Lane) -> None:
+        while True:
+            with anyio.move_on_after(self._flush_interval):
+                await lane.drained.wait()
+                return
+            await self._call(lane, "flush", lane.sink.flush)
+
+    async def _deliver(self, lane: _Lane, batch: list[ProxyEvent]) -> None:
+        lane.in_flight = len(batch)
+        if len(batch) == 1:
+            event = batch[0]
+            ok = await self._call(lane, "on_event", lambda: lane.sink.on_event(event))
+        else:
+            ok = await self._call(lane, "on_batch", lambda: lane.sink.on_batch(batch))
+        lane.in_flight = 0
+        if ok:
+            lane.delivered += len(batch)
+        else:
+            lane.failed += len(batch)
+
+    async def _call(self, lane: _Lane, what: str, call: Callable[[], None]) -> bool:
+        """Run one sink method in a worker thread; log and count what it raises."""
+        async with lane.lock:
+            try:
+                await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
+            except Exception as exc:  # a sink's failure is contained, never propagated
+                _log.error("sink_failed", sink=lane.sink.name, call=what, error=repr(exc))
+                return False
+        return True
