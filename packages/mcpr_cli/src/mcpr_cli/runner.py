@@ -1,21 +1,33 @@
-"""`mcpr proxy run`: the process around a proxy (event loop, signals, banner, exit code)."""
+"""`mcpr proxy run`: the process around a proxy (event loop, signals, sinks, banner, exit code).
+
+Shutdown order: the signal stops the proxy, which drains its in-flight exchanges (each emits
+its events on the way out); only then is the event bus closed, so every event the bus
+accepted reaches the stderr line and the store before the process exits.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 
+from mcpr_cli import __version__
+from mcpr_cli.bus import EventBus
 from mcpr_cli.log import configure_logging
 from mcpr_cli.proxy import RunningProxy, serve
 from mcpr_core.config import ProxyConfig
+from mcpr_core.events import EventSink
+from mcpr_integrations.sqlite import SqliteSink
 from mcpr_integrations.stderr import StderrSink
+from mcpr_integrations.store import StoreError
 
-__all__ = ["run_proxy"]
+__all__ = ["open_sinks", "run_proxy"]
 
 _log = structlog.get_logger("mcpr")
 
@@ -26,37 +38,63 @@ def run_proxy(config: ProxyConfig) -> int:
     options: dict[str, Any] = {}
     if config.backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True
+    return anyio.run(_main, config, backend=config.backend, backend_options=options)
+
+
+def _store_error(message: str, exc: BaseException) -> None:
+    _log.warning("store_error", message=message, error=str(exc))
+
+
+def open_sinks(config: ProxyConfig) -> list[EventSink]:
+    """The sinks of `mcpr proxy run`: stderr lines (unless off) and the store, if it opens."""
+    sinks: list[EventSink] = []
+    if config.events_format != "off":
+        sinks.append(StderrSink(config.events_format))
     try:
-        return anyio.run(_main, config, backend=config.backend, backend_options=options)
-    except OSError as exc:
-        print(
-            f"mcpr: cannot listen on {config.bind}:{config.port}: {exc.strerror}", file=sys.stderr
-        )
-        return 1
+        sinks.append(SqliteSink.open(os.environ, mcpr_version=__version__, on_error=_store_error))
+    except StoreError as exc:
+        _log.warning("store_unavailable", error=str(exc), hint="the proxy runs without a store")
+    return sinks
 
 
 async def _main(config: ProxyConfig) -> int:
-    sink = StderrSink("json" if config.events_format == "json" else "pretty")
-    emit = sink.on_event if config.events_format != "off" else _discard
+    sinks = await anyio.to_thread.run_sync(open_sinks, config)
+    store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
+    bus = EventBus(sinks)
+    async with anyio.create_task_group() as tasks:
+        await tasks.start(bus.run)
+        try:
+            code = await _serve_until_signal(config, bus, store)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await bus.aclose()
+            stats = bus.statistics()
+            _log.info("stopped", events=stats.emitted, events_dropped=stats.dropped)
+    return code
+
+
+async def _serve_until_signal(config: ProxyConfig, bus: EventBus, store: Path | None) -> int:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with serve(config, emit=emit) as running:
-            _banner(running)
-            async for signum in signals:
-                _log.info("draining", signal=signal.Signals(signum).name)
-                break
-    sink.flush()
-    _log.info("stopped")
+        try:
+            async with serve(config, emit=bus.emit) as running:
+                _banner(running, store)
+                async for signum in signals:
+                    _log.info("draining", signal=signal.Signals(signum).name)
+                    break
+        except OSError as exc:
+            print(
+                f"mcpr: cannot listen on {config.bind}:{config.port}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 
-def _discard(event: object) -> None:
-    """Drop events (`events_format = "off"`)."""
-
-
-def _banner(running: RunningProxy) -> None:
+def _banner(running: RunningProxy, store: Path | None) -> None:
     config = running.config
     print(f"mcpr proxy '{config.name}' listening on {running.url}", file=sys.stderr)
     print(f"  upstream  {config.mcp}", file=sys.stderr)
     if config.public_url:
         print(f"  public    {config.public_url}", file=sys.stderr)
+    print(f"  store     {store if store is not None else '(none)'}", file=sys.stderr)
     sys.stderr.flush()
