@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mcpr_core.events import ProxyEvent, RequestEvent, SessionEnd, SessionStart
-from mcpr_integrations.store import Store
+from mcpr_integrations.store import RequestRow, Store
 
 NOW = 1_767_225_600_000
 MINUTE = 60_000
@@ -127,3 +127,36 @@ def fill(path: Path) -> None:
         store.put(events())
     finally:
         store.close()
+
+
+def search_row(k: int) -> RequestRow:
+    """The stored row of the k-th search call (row id 4 + k)."""
+    other = k == 7
+    status, code, msg = "ok", None, None
+    if k == 19:
+        status, code, msg = "error", "-32602", "Invalid params"
+    if k == 20:
+        status, code, msg = "timeout", "504", "upstream timeout"
+    return RequestRow(
+        id=4 + k,
+        request_id=f"search-{k:02d}",
+        ts=NOW - (21 - k) * MINUTE,
+        proxy="alpha",
+        session_id=OTHER if other else LEGACY,
+        method="tools/call",
+        tool="search",
+        latency_us=k * 1000,
+        status=status,
+        error_code=code,
+        error_msg=msg,
+        bytes_in=120,
+        bytes_out=800,
+        resource_uri=None,
+        prompt_name=None,
+        client_name="vscode" if other else "claude-ai",
+        client_version="1.9" if other else "1.2",
+        client_platform="vscode" if other else "claude",
+        protocol_version="2025-11-25",
+        era="legacy",
+        header_mismatch=False,
+    )

@@ -10,6 +10,8 @@ from typing import Any
 
 import rich_click as click
 
+from mcpr_cli.commands.query import QUERY_COMMANDS
+from mcpr_cli.commands.store import store
 from mcpr_cli.configfile import load
 from mcpr_core.config import Problem
 
@@ -70,6 +72,11 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
     if loaded.result.config is None:
         sys.exit(1)
     sys.exit(run_proxy(loaded.result.config))
+
+
+for _command in QUERY_COMMANDS:
+    proxy.add_command(_command)
+cli.add_command(store)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Commands that read and maintain the local store (`mcpr proxy logs …`, `mcpr store …`)."""
