@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcpr_core import jsonrpc
-from mcpr_core.config import ProxyConfig
+from mcpr_core.config import CspConfig, ProxyConfig
+from mcpr_core.csp import CspRewriter
 from mcpr_core.errors import LocalProtocolError
 from mcpr_core.events import RequestEvent
 from mcpr_core.pipeline import (
@@ -538,3 +539,80 @@ def test_any_response_bytes_pass_through_unchanged(chunks: list[bytes], headers:
     out += ex.receive_response_end()[1]
     assert out == b"".join(chunks)
     only(ex.finish(now=11, outcome=Outcome.COMPLETED))
+
+
+def test_no_public_side_configured_means_no_rewriter() -> None:
+    """Without [csp] or public_url, results are never buffered for a rewrite."""
+    assert settings().rewriter is None
+    assert settings().public_origin is None
+
+
+def test_csp_domain_turns_the_widget_rewriter_on() -> None:
+    """A [csp] domain makes widget results go through the CSP rewriter."""
+    config = ProxyConfig(mcp=UPSTREAM, csp=CspConfig(domain="widgets.example.com"))
+    s = Settings.from_config(config)
+    assert isinstance(s.rewriter, CspRewriter)
+    assert s.public_origin == "https://widgets.example.com"
+    ex = exchange(s)
+    forwarded(ex, body("resources/read", 1, uri="ui://w"))
+    result = {
+        "contents": [
+            {
+                "uri": "ui://w",
+                "mimeType": "text/html;profile=mcp-app",
+                "text": "<p>",
+                "_meta": {"ui": {"csp": {"connectDomains": ["http://localhost:9000"]}}},
+            }
+        ]
+    }
+    answer = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}).encode()
+    assert ex.receive_response_head(ResponseHead(200, JSON_HEADERS), now=10.1) is None
+    ex.receive_response_data(answer)
+    _, out = ex.receive_response_end()
+    meta = json.loads(out)["result"]["contents"][0]["_meta"]
+    assert meta["ui"]["csp"]["connectDomains"] == ["https://widgets.example.com"]
+    assert meta["openai/widgetCSP"]["connect_domains"] == ["https://widgets.example.com"]
+
+
+PUBLIC = "https://mcp.example.com/mcp"
+
+
+def test_oauth_discovery_document_names_the_public_origin() -> None:
+    """A protected-resource metadata document is rewritten to the proxy's public origin."""
+    ex = exchange(Settings.from_config(ProxyConfig(mcp=UPSTREAM, public_url=PUBLIC)))
+    head = RequestHead(
+        b"GET", b"/.well-known/oauth-protected-resource/mcp", ((b"host", b"localhost"),)
+    )
+    assert isinstance(ex.receive_request_head(head), Forward)
+    document = b'{"resource":"http://127.0.0.1:8000/mcp","authorization_servers":["https://a"]}'
+    assert ex.receive_response_head(ResponseHead(200, JSON_HEADERS), now=10.1) is None
+    ex.receive_response_data(document)
+    held, out = ex.receive_response_end()
+    assert held is not None
+    assert json.loads(out)["resource"] == "https://mcp.example.com/mcp"
+    assert (b"content-length", str(len(out)).encode()) in held.headers
+    assert only(ex.finish(now=11, outcome=Outcome.COMPLETED)).note == "rewritten"
+
+
+def test_www_authenticate_points_at_public_metadata() -> None:
+    """A 401 challenge's resource_metadata URL is mapped to the public origin."""
+    ex = exchange(Settings.from_config(ProxyConfig(mcp=UPSTREAM, public_url=PUBLIC)))
+    forwarded(ex, body("tools/list", 1))
+    challenge = (
+        b'Bearer resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource"'
+    )
+    head = ex.receive_response_head(
+        ResponseHead(401, ((b"www-authenticate", challenge),)), now=10.1
+    )
+    assert head is not None
+    assert dict(head.headers)[b"www-authenticate"] == (
+        b'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource"'
+    )
+
+
+def test_discovery_is_left_alone_without_a_public_origin() -> None:
+    """With no public origin known, discovery documents stream through untouched."""
+    ex = exchange()
+    head = RequestHead(b"GET", b"/.well-known/oauth-protected-resource", ((b"host", b"localhost"),))
+    ex.receive_request_head(head)
+    assert ex.receive_response_head(ResponseHead(200, JSON_HEADERS), now=10.1) is not None

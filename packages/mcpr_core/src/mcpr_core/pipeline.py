@@ -47,10 +47,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
 
-from mcpr_core import jsonrpc, mcp, routing
-from mcpr_core.config import ProxyConfig
+from mcpr_core import jsonrpc, mcp, oauth, routing
+from mcpr_core.config import CspConfig, ProxyConfig
+from mcpr_core.csp import CspRewriter
 from mcpr_core.errors import LocalProtocolError
 from mcpr_core.events import ERROR_MSG_MAX, Era, RequestEvent
 from mcpr_core.sse import SSEDecoder, SSEEvent, reencode
@@ -231,16 +231,28 @@ class Settings:
     max_request_body_size: int
     max_response_body_size: int
     mcp_paths: frozenset[bytes] = frozenset({b"/"})
+    public_origin: str | None = None
     rewriter: ResultRewriter | None = None
 
     @classmethod
     def from_config(cls, config: ProxyConfig, rewriter: ResultRewriter | None = None) -> Settings:
-        """Derive the per-proxy settings from a validated configuration."""
+        """Derive the per-proxy settings from a validated configuration.
+
+        Without an explicit `rewriter`, the widget CSP rewriter is used as soon as the
+        configuration says anything about the public side (`[csp]` or `public_url`);
+        a proxy configured with neither leaves every result as the upstream sent it.
+        """
         upstream = routing.parse_upstream_url(config.mcp)
         paths = {b"/", upstream.path.encode("ascii")}
+        public_origin: str | None = None
         if config.public_url:
-            public_path = urlsplit(config.public_url).path or "/"
-            paths.add(public_path.encode("ascii", "replace"))
+            public = routing.parse_upstream_url(config.public_url)
+            paths.add(public.path.encode("ascii"))
+            public_origin = public.origin
+        elif config.csp.domain:
+            public_origin = "https://" + config.csp.domain
+        if rewriter is None and (config.public_url or config.csp != CspConfig()):
+            rewriter = CspRewriter(config.csp, upstream=upstream, public_url=config.public_url)
         return cls(
             proxy=config.name,
             upstream=upstream,
@@ -251,6 +263,7 @@ class Settings:
             max_request_body_size=config.max_request_body_size,
             max_response_body_size=config.max_response_body_size,
             mcp_paths=frozenset(paths),
+            public_origin=public_origin,
             rewriter=rewriter,
         )
 
@@ -304,6 +317,7 @@ class Exchange:
         "_id",
         "_kind",
         "_mode",
+        "_oauth",
         "_observed",
         "_observed_size",
         "_parsed",
@@ -346,6 +360,7 @@ class Exchange:
         self._client_head: ResponseHead | None = None
         self._rewrite_method: str | None = None
         self._rewritten = ""
+        self._oauth = False
         self._failure_status: int | None = None
 
     # -- introspection ---------------------------------------------------------------
@@ -556,8 +571,22 @@ class Exchange:
         ctype = _content_type(head.headers)
         encoded = routing.header_value(head.headers, b"content-encoding")
         readable = encoded is None or encoded.strip().lower() == b"identity"
+        public = self._settings.public_origin
+        headers_in = head.headers
+        if public is not None:
+            headers_in = self._map_challenges(headers_in, public)
         mode = _Mode.PASS
-        if self._kind is not routing.RequestKind.PASSTHROUGH and readable:
+        if self._kind is routing.RequestKind.PASSTHROUGH:
+            assert self._head is not None
+            if (
+                readable
+                and public is not None
+                and ctype in _JSON_TYPES
+                and oauth.is_discovery_path(self._head.target)
+            ):
+                self._oauth = True
+                mode = _Mode.JSON_BUFFER
+        elif readable:
             if ctype == _SSE_TYPE:
                 mode = _Mode.SSE_REWRITE if self._rewrite_method else _Mode.SSE_OBSERVE
                 self._decoder = SSEDecoder()
@@ -565,12 +594,24 @@ class Exchange:
                 mode = _Mode.JSON_BUFFER if self._rewrite_method else _Mode.JSON_OBSERVE
         self._mode = mode
         keep_length = mode is not _Mode.SSE_REWRITE
-        headers = routing.forward_response_headers(head.headers, keep_content_length=keep_length)
+        headers = routing.forward_response_headers(headers_in, keep_content_length=keep_length)
         client_head = ResponseHead(status=head.status, headers=headers, reason=head.reason)
         if mode is _Mode.JSON_BUFFER:
             self._client_head = client_head
             return None
         return client_head
+
+    def _map_challenges(self, headers: Headers, public: str) -> Headers:
+        """Point `resource_metadata` in WWW-Authenticate challenges at the public origin."""
+        if routing.header_value(headers, b"www-authenticate") is None:
+            return headers
+        upstream = self._settings.upstream.origin
+        return [
+            (k, oauth.rewrite_www_authenticate(v, upstream_origin=upstream, public_origin=public))
+            if k == b"www-authenticate"
+            else (k, v)
+            for k, v in headers
+        ]
 
     def receive_response_data(self, data: bytes) -> bytes:
         """Take a chunk of the upstream body; return the bytes to send to the client now.
@@ -637,11 +678,20 @@ class Exchange:
         self._buffer = []
         head = self._client_head
         assert head is not None
-        rewritten = self._rewrite_json(body)
+        if self._oauth:
+            assert self._settings.public_origin is not None
+            rewritten = oauth.rewrite_discovery(
+                body,
+                upstream_origin=self._settings.upstream.origin,
+                public_origin=self._settings.public_origin,
+            )
+        else:
+            rewritten = self._rewrite_json(body)
         if rewritten is not None:
             body = rewritten
             self._rewritten = "rewritten"
-        self._observe_json(body)
+        if not self._oauth:
+            self._observe_json(body)
         headers = [(k, v) for k, v in head.headers if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         self._response_size += len(body)
