@@ -150,13 +150,19 @@ class ConnectionHandler:
                 self._quiet.set()
             for event in ex.finish(now=time.monotonic(), outcome=outcome):
                 self._emit(event)
-        return (outcome is Outcome.COMPLETED or outcome is Outcome.REJECTED) and _can_continue(conn)
+        # Whatever the outcome, a response sent whole after a request read whole leaves the
+        # connection reusable: a proxy-made 502/504 carries no `Connection: close`, so closing
+        # here would fail the client's next request on it (RFC 9112 §9.6).
+        return _can_continue(conn)
 
     async def _read_head(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream
     ) -> h11.Request | None:
         """The next request head, or None when the connection should close."""
         deadline: float | None = None
+        # h11 bounds a head only while it is incomplete (max_incomplete_event_size); a head
+        # that arrived whole in one read is measured here, as the bytes h11 consumed for it.
+        size = len(conn.trailing_data[0])
         while True:
             try:
                 event = conn.next_event()
@@ -164,6 +170,9 @@ class ConnectionHandler:
                 await self._send_plain(conn, stream, exc.error_status_hint, str(exc))
                 return None
             if isinstance(event, h11.Request):
+                if size - len(conn.trailing_data[0]) > self._config.max_header_size:
+                    await self._send_plain(conn, stream, 431, "request header fields too large")
+                    return None
                 return event
             if event is not h11.NEED_DATA:
                 return None
@@ -176,6 +185,7 @@ class ConnectionHandler:
                 return None
             if deadline is None:
                 deadline = anyio.current_time() + self._config.header_timeout
+            size += len(data)
             conn.receive_data(data)
 
     async def _receive_for_head(
@@ -349,24 +359,23 @@ class ConnectionHandler:
         streamed = client_head is not None and not _has_length(client_head)
         if not streamed:
             return await self._pump(ex, upstream, conn, stream)
-        gone = False
-        outcome = Outcome.CLIENT_CLOSED
+        pumped: Outcome | None = None
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
-                nonlocal gone
-                gone = await _watch_for_eof(stream, conn)
-                if gone:
+                if await _watch_for_eof(stream, conn):
                     group.cancel_scope.cancel()
 
             group.start_soon(watch)
-            outcome = await self._pump(ex, upstream, conn, stream)
+            pumped = await self._pump(ex, upstream, conn, stream)
             group.cancel_scope.cancel()
-        if gone:
-            # A modern client closes its SSE response once the result is in: that is the
-            # normal end of the exchange, not an abort (PROTOCOL.md §1.5).
-            return Outcome.COMPLETED if ex.answered else Outcome.CLIENT_CLOSED
-        return outcome
+        # The pump's own outcome wins when it got to return: a client that hangs up right
+        # after the last byte reached it must not turn a complete response into an abort.
+        if pumped is not None and pumped is not Outcome.CLIENT_CLOSED:
+            return pumped
+        # A modern client closes its SSE response once the result is in: that is the
+        # normal end of the exchange, not an abort (PROTOCOL.md §1.5).
+        return Outcome.COMPLETED if ex.answered else Outcome.CLIENT_CLOSED
 
     async def _pump(
         self,
