@@ -554,7 +554,9 @@ def test_csp_domain_turns_the_widget_rewriter_on() -> None:
     assert isinstance(s.rewriter, CspRewriter)
     assert s.public_origin == "https://widgets.example.com"
     ex = exchange(s)
-    forwarded(ex, body("resources/read", 1, uri="ui://w"))
+    gzip = post(((b"accept-encoding", b"gzip, br"),))
+    fwd = forwarded(ex, body("resources/read", 1, uri="ui://w"), gzip)
+    assert (b"accept-encoding", b"gzip, br") not in fwd.headers
     result = {
         "contents": [
             {
@@ -570,6 +572,7 @@ def test_csp_domain_turns_the_widget_rewriter_on() -> None:
     ex.receive_response_data(answer)
     _, out = ex.receive_response_end()
     meta = json.loads(out)["result"]["contents"][0]["_meta"]
+    assert (b"accept-encoding", b"identity") in fwd.headers
     assert meta["ui"]["csp"]["connectDomains"] == ["https://widgets.example.com"]
     assert meta["openai/widgetCSP"]["connect_domains"] == ["https://widgets.example.com"]
 

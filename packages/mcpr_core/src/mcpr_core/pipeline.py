@@ -514,6 +514,17 @@ class Exchange:
             client = call.detail.client_name if call.detail is not None else None
             if method is not None and rewriter.wants(method, client):
                 self._rewrite_method = method
+        discovery = (
+            s.public_origin is not None
+            and self._kind is routing.RequestKind.PASSTHROUGH
+            and oauth.is_discovery_path(head.target)
+        )
+        if self._rewrite_method is not None or discovery:
+            # A body we may rewrite must come back readable, so ask for no content coding.
+            # Dropping the header is not enough: RFC 9110 §12.5.3 reads a missing
+            # Accept-Encoding as "any coding is acceptable".
+            headers = [(k, v) for k, v in headers if k != b"accept-encoding"]
+            headers.append((b"accept-encoding", b"identity"))
         return Forward(method=head.method, target=target, headers=headers, body=body)
 
     # -- proxy-made answers -------------------------------------------------------------
