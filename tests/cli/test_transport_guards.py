@@ -78,14 +78,16 @@ async def test_body_at_the_cap_is_forwarded() -> None:
     ],
 )
 async def test_malformed_request_gives_400_and_closes(garbage: bytes) -> None:
-    """Bytes that are not HTTP/1.1 are answered 400 and the connection is closed."""
+    """Bytes that are not HTTP/1.1 are answered 400, recorded, and the connection closed."""
     async with stub_upstream() as stub, run_proxy(stub.url) as proxy, connect(proxy) as c:
         await c.send_raw(garbage)
         reply = await c.read_response()
         assert await c.closed_by_peer()
+        [event] = await proxy.wait_exchanges(1)
     assert reply.status == 400
     assert reply.header(b"connection") == b"close"
     assert not stub.requests
+    assert (event.method, event.status, event.note) == ("-", 400, "rejected")
 
 
 @pytest.mark.parametrize("complete", [True, False], ids=["complete-head", "incomplete-head"])
@@ -200,3 +202,26 @@ async def test_refused_request_with_an_unread_body_closes_the_connection() -> No
     assert reply.status == 403
     assert reply.header(b"connection") == b"close"
     assert not stub.requests
+
+
+async def test_streamed_upload_over_the_cap_gives_413() -> None:
+    """A non-JSON chunked upload is cut off with 413 past the cap; the upstream sees no end."""
+    async with (
+        stub_upstream() as stub,
+        run_proxy(stub.url, max_request_body_size=_CAP) as proxy,
+        connect(proxy) as c,
+    ):
+        head = [
+            (b"host", c.host),
+            (b"content-type", b"application/octet-stream"),
+            (b"transfer-encoding", b"chunked"),
+        ]
+        await c.send(h11.Request(method=b"POST", target=b"/upload", headers=head))
+        await c.send(h11.Data(data=b"x" * 600))
+        await c.send(h11.Data(data=b"x" * 600))
+        reply = await c.read_response()
+        assert await c.closed_by_peer()
+        [event] = await proxy.wait_exchanges(1)
+    assert reply.status == 413
+    assert not stub.requests
+    assert (event.status, event.note) == (413, "rejected")

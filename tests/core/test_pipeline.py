@@ -619,3 +619,24 @@ def test_discovery_is_left_alone_without_a_public_origin() -> None:
     head = RequestHead(b"GET", b"/.well-known/oauth-protected-resource", ((b"host", b"localhost"),))
     ex.receive_request_head(head)
     assert ex.receive_response_head(ResponseHead(200, JSON_HEADERS), now=10.1) is not None
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(400, b"Bad Request"), (431, b"Request Header Fields Too Large")]
+)
+def test_unreadable_head_is_answered_and_recorded(status: int, reason: bytes) -> None:
+    """A head that could not be parsed gets a text answer and still one event."""
+    ex = exchange()
+    reject = ex.client_error(status, "bad head")
+    assert (reject.status, reject.reason, reject.body) == (status, reason, b"bad head\n")
+    event = only(ex.finish(now=11, outcome=Outcome.REJECTED))
+    assert (event.method, event.path, event.status, event.error_code) == ("-", "-", status, status)
+
+
+def test_declared_upload_over_the_cap_is_rejected_too() -> None:
+    """A streamed (non-JSON) upload whose Content-Length exceeds the cap is answered 413."""
+    ex = exchange(settings(max_request_body_size=10))
+    head = RequestHead(b"PUT", b"/upload", ((b"host", b"localhost"), (b"content-length", b"11")))
+    step = ex.receive_request_head(head)
+    assert isinstance(step, Reject)
+    assert step.status == 413

@@ -148,6 +148,14 @@ _FAILED: Final = frozenset(
 )
 
 
+_REASONS: Final = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RequestHead:
     """The head of a request as the client sent it (header names lower-case)."""
@@ -408,13 +416,13 @@ class Exchange:
         if check is not routing.HostCheck.OK:
             what = "Origin" if check is routing.HostCheck.BAD_ORIGIN else "Host"
             return self._reject(403, b"Forbidden", f"Forbidden: {what} header not allowed")
+        length = routing.header_value(head.headers, b"content-length")
+        if length is not None and length.isdigit() and int(length) > s.max_request_body_size:
+            return self.body_too_large()
         kind = routing.classify_head(head.method, head.headers)
         if kind is None and not self._wants_body(head.headers):
             kind = routing.RequestKind.PASSTHROUGH
         if kind is None:
-            length = routing.header_value(head.headers, b"content-length")
-            if length is not None and length.isdigit() and int(length) > s.max_request_body_size:
-                return self.body_too_large()
             self._state = ExchangeState.REQUEST_BODY
             return ReadBody(limit=s.max_request_body_size)
         self._kind = kind
@@ -426,6 +434,16 @@ class Exchange:
         """A POST is read whole only when it may be JSON-RPC (JSON or no content type)."""
         ctype = _content_type(headers)
         return ctype == b"" or ctype.endswith(b"json")
+
+    def client_error(self, status: int, message: str) -> Reject:
+        """The request head itself was unusable (400, 408, 431): the answer to send.
+
+        The event of such an exchange has method "-" and path "-": nothing of the head
+        could be trusted.
+        """
+        self._expect(ExchangeState.REQUEST_HEAD)
+        reason = _REASONS.get(status, b"Bad Request")
+        return self._reject_raw(status, reason, _TEXT_HEADERS, message.encode() + b"\n")
 
     def body_too_large(self) -> Reject:
         """The request body exceeds `max_request_body_size`: answer 413."""
@@ -811,8 +829,8 @@ class Exchange:
             raise LocalProtocolError("exchange already finished")
         self._state = ExchangeState.FINISHED
         head = self._head
-        method = head.method.decode("ascii", "replace") if head is not None else "?"
-        path = head.target.decode("utf-8", "replace").split("?", 1)[0] if head else "?"
+        method = head.method.decode("ascii", "replace") if head is not None else "-"
+        path = head.target.decode("utf-8", "replace").split("?", 1)[0] if head else "-"
         latency_us = max(0, int((now - self._started) * 1_000_000))
         upstream_us = (
             max(0, int((self._upstream_at - self._started) * 1_000_000))

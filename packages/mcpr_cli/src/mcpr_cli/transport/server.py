@@ -60,6 +60,18 @@ class _ClientGone(Exception):
     """The client went away while we were sending to it."""
 
 
+class _BodyTooLarge(Exception):
+    """A streamed request body grew past `max_request_body_size`."""
+
+
+@dataclass(frozen=True, slots=True)
+class _HeadError:
+    """A request head that could not be read: answer `status`, record it, close."""
+
+    status: int
+    message: str
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerStatistics:
     """Counters of the client side (trio-style `statistics()` record)."""
@@ -138,6 +150,12 @@ class ConnectionHandler:
             ts_ms=time.time_ns() // 1_000_000,
             now=time.monotonic(),
         )
+        if isinstance(request, _HeadError):
+            await self._send_plain(conn, stream, ex.client_error(request.status, request.message))
+            self._total += 1
+            for event in ex.finish(now=time.monotonic(), outcome=Outcome.REJECTED):
+                self._emit(event)
+            return False
         outcome = Outcome.CANCELLED
         self._in_flight += 1
         self._quiet = anyio.Event() if self._in_flight == 1 else self._quiet
@@ -157,8 +175,8 @@ class ConnectionHandler:
 
     async def _read_head(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream
-    ) -> h11.Request | None:
-        """The next request head, or None when the connection should close."""
+    ) -> h11.Request | _HeadError | None:
+        """The next request head; a `_HeadError` to answer; None to close quietly."""
         deadline: float | None = None
         # h11 bounds a head only while it is incomplete (max_incomplete_event_size); a head
         # that arrived whole in one read is measured here, as the bytes h11 consumed for it.
@@ -167,12 +185,10 @@ class ConnectionHandler:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                await self._send_plain(conn, stream, exc.error_status_hint, str(exc))
-                return None
+                return _HeadError(exc.error_status_hint, str(exc))
             if isinstance(event, h11.Request):
                 if size - len(conn.trailing_data[0]) > self._config.max_header_size:
-                    await self._send_plain(conn, stream, 431, "request header fields too large")
-                    return None
+                    return _HeadError(431, "request header fields too large")
                 return event
             if event is not h11.NEED_DATA:
                 return None
@@ -181,7 +197,7 @@ class ConnectionHandler:
             data = await self._receive_for_head(stream, deadline)
             if data is None:
                 if deadline is not None:
-                    await self._send_plain(conn, stream, 408, "request header timeout")
+                    return _HeadError(408, "request header timeout")
                 return None
             if deadline is None:
                 deadline = anyio.current_time() + self._config.header_timeout
@@ -262,6 +278,9 @@ class ConnectionHandler:
         async with pool.limit:
             try:
                 upstream = await self._send_request(fwd, conn, stream, request)
+            except _BodyTooLarge:
+                await self._send_reject(conn, stream, ex.body_too_large())
+                return Outcome.REJECTED
             except ConnectFailed as exc:
                 await self._send_reject(
                     conn, stream, ex.upstream_failed(Failure.UNREACHABLE, str(exc))
@@ -321,10 +340,19 @@ class ConnectionHandler:
     async def _stream_request_body(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, upstream: UpstreamConnection
     ) -> None:
-        """Copy a request body that is not read whole (uploads, GET, DELETE) to the upstream."""
+        """Copy a request body that is not read whole (uploads, GET, DELETE) to the upstream.
+
+        The size cap holds here too: past `max_request_body_size` the copy stops and the
+        upstream connection is dropped, so the upstream never sees a complete request.
+        """
+        limit = self._config.max_request_body_size
+        size = 0
         while True:
             event = await receive_event(conn, stream)
             if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    raise _BodyTooLarge
                 await upstream.send(event)
             elif isinstance(event, h11.EndOfMessage):
                 await upstream.send(h11.EndOfMessage())
@@ -451,20 +479,20 @@ class ConnectionHandler:
             return
 
     async def _send_plain(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, status: int, message: str
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, reject: Reject
     ) -> None:
-        """Answer a malformed or too slow request with a short text body, then close."""
-        body = message.encode("utf-8", "replace") + b"\n"
+        """Answer a malformed or too slow request head, then close."""
         headers = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
+            *reject.headers,
+            (b"content-length", str(len(reject.body)).encode()),
             (b"connection", b"close"),
         ]
         if conn.our_state is not h11.SEND_RESPONSE and conn.our_state is not h11.IDLE:
             return
+        response = h11.Response(status_code=reject.status, headers=headers, reason=reject.reason)
         try:
-            await send_event(conn, stream, h11.Response(status_code=status, headers=headers))
-            await send_event(conn, stream, h11.Data(data=body))
+            await send_event(conn, stream, response)
+            await send_event(conn, stream, h11.Data(data=reject.body))
             await send_event(conn, stream, h11.EndOfMessage())
         except (*_CLIENT_GONE, h11.LocalProtocolError):
             return
