@@ -8,16 +8,14 @@ from mcpr_integrations.store.maintenance import (
     store_stats,
     vacuum,
 )
-from mcpr_integrations.store.query import (
+from mcpr_integrations.store.query import RequestFilter, SessionLookupError, StoreReader
+from mcpr_integrations.store.rows import (
     HISTOGRAM_BOUNDS_US,
     ClientRow,
-    RequestFilter,
     RequestRow,
     SessionDetail,
-    SessionLookupError,
     SessionRow,
     StatsReport,
-    StoreReader,
     ToolStats,
 )
 from mcpr_integrations.store.schema import (
