@@ -126,6 +126,10 @@ class Store:
         self._batch_size = batch_size
         self._batch_interval = batch_interval
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_size)
+        # `_intake` orders put/flush/close, so nothing is queued behind the close marker (the
+        # writer keeps draining, so holding it across a blocking put cannot deadlock);
+        # `_lock` guards the counters.
+        self._intake = threading.Lock()
         self._lock = threading.Lock()
         self._closed = False
         self._accepted = 0
@@ -152,29 +156,30 @@ class Store:
 
     def put(self, events: Iterable[ProxyEvent]) -> None:
         """Queue events for writing, in order (waits while the queue is full)."""
-        for event in events:
-            with self._lock:
-                if self._closed:
-                    raise StoreError("the store is closed")
-                self._accepted += 1
-            self._queue.put(event)
+        with self._intake:
+            if self._closed:
+                raise StoreError("the store is closed")
+            for event in events:
+                self._queue.put(event)
+                with self._lock:
+                    self._accepted += 1
 
     def flush(self) -> None:
         """Return once everything put so far is committed."""
         done = threading.Event()
-        with self._lock:
+        with self._intake:
             if self._closed:
                 return
-        self._queue.put(done)
+            self._queue.put(done)
         done.wait()
 
     def close(self) -> None:
         """Write everything already accepted, stop the writer and close the file."""
-        with self._lock:
+        with self._intake:
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(_CLOSE)
+            self._queue.put(_CLOSE)
         self._thread.join()
 
     def statistics(self) -> StoreStatistics:
