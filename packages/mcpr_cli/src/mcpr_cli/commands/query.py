@@ -131,7 +131,7 @@ def _follow(reader: StoreReader, where: RequestFilter, *, tail: int, as_json: bo
     type=Duration(sub_second=True),
     default="500ms",
     show_default=True,
-    help="Slowest latency to leave out (units us ms s m h d w).",
+    help="Shortest latency to show (units us ms s m h d w).",
 )
 @since_option
 @click.option("--tool", help="Only calls of this tool.")
