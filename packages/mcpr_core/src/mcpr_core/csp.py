@@ -45,7 +45,8 @@ Rules of this module:
 * Bodies come from the network: any JSON value may sit anywhere. A non-object where an
   object is expected reads as absent; a non-list domain list reads as empty; entries that
   are not strings, are empty, or hold whitespace, `,` or `;` (which would splice another
-  directive into the policy) are dropped. Nothing here raises for JSON input.
+  directive into the policy) are dropped; configured domains are held to the same standard.
+  Nothing here raises for JSON input.
 * The rewrite is idempotent: rewriting its own output answers None. That is why an entry
   the extend filter would drop is kept where it stands when the configuration adds it anyway.
 """
@@ -120,7 +121,7 @@ class _Rule:
         for d in _DIRECTIVES:
             domains: tuple[str, ...] | None = getattr(rule, d.field)
             mode = getattr(rule, d.field + "_mode")
-            ops.append(None if domains is None else (domains, mode == "replace"))
+            ops.append(None if domains is None else (_clean(domains), mode == "replace"))
         return cls(rule.match, tuple(ops), rule.ui_domain)
 
 
@@ -153,7 +154,7 @@ class CspRewriter:
             self._origin = None
         self._claude_domain = claude_ui_domain(public_url) if public_url else None
         self._directives: tuple[CspDirective | None, ...] = tuple(
-            getattr(config, d.field) if d.always else None for d in _DIRECTIVES
+            _clean_directive(getattr(config, d.field)) if d.always else None for d in _DIRECTIVES
         )
         self._rules = tuple(_Rule.from_config(r) for r in config.widgets)
 
@@ -263,10 +264,10 @@ class CspRewriter:
         origin = (self._origin,) if directive.origin_first and self._origin else ()
         added = {*origin, *(base.domains if base else ()), *(d for op in ops for d in op[0])}
         if base is None:
-            domains = [d for d in upstream if d in added or _is_clean(d)]
+            domains = [d for d in upstream if _is_clean(d)]
         elif base.mode == "extend":
             domains = [
-                d for d in upstream if d in added or (_is_clean(d) and not self._is_local(d))
+                d for d in upstream if _is_clean(d) and (d in added or not self._is_local(d))
             ]
             domains.extend(base.domains)
         else:
@@ -338,18 +339,27 @@ def _tool_widget_uri(meta: dict[str, Any] | None) -> str:
 
 
 def _sources(csp: dict[str, Any] | None, key: str | None) -> list[str]:
-    """The non-empty string entries of one domain list; a malformed list reads as empty."""
+    """The string entries of one domain list; a malformed list reads as empty."""
     if csp is None or key is None:
         return []
     value = csp.get(key)
     if not isinstance(value, list):
         return []
-    return [v for v in value if isinstance(v, str) and v]
+    return [v for v in value if isinstance(v, str)]
 
 
 def _is_clean(source: str) -> bool:
-    """No whitespace or separators: an entry must not splice in another CSP directive."""
-    return _DIRTY.search(source) is None
+    """Not empty, no whitespace or separators: an entry must not splice in another directive."""
+    return bool(source) and _DIRTY.search(source) is None
+
+
+def _clean(domains: tuple[str, ...]) -> tuple[str, ...]:
+    """Configured domains held to the upstream's standard (`load_config` already is)."""
+    return tuple(d for d in domains if _is_clean(d))
+
+
+def _clean_directive(directive: CspDirective) -> CspDirective:
+    return CspDirective(_clean(directive.domains), directive.mode)
 
 
 def _source_host(source: str) -> str:
