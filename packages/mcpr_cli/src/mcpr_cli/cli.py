@@ -74,6 +74,27 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
     sys.exit(run_proxy(loaded.result.config))
 
 
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def validate(config: Path | None) -> None:
+    """Check a configuration (CONFIG, else the nearest mcpr.toml) and the MCPR_* environment.
+
+    Every problem is printed with its key path; the exit status is 1 when any is an error.
+    """
+    loaded = load(config, {})
+    if loaded.path is None and config is None:
+        click.echo("no mcpr.toml found here or in a parent folder; checked the environment only")
+    _print_problems(loaded.result.problems)
+    result = loaded.result
+    errors = sum(1 for p in result.problems if p.severity == "error")
+    warnings = len(result.problems) - errors
+    where = str(loaded.path) if loaded.path is not None else "environment"
+    if result.config is None:
+        click.echo(f"{where}: {errors} error(s), {warnings} warning(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{where}: ok ({warnings} warning(s)); upstream {result.config.mcp}")
+
+
 for _command in QUERY_COMMANDS:
     proxy.add_command(_command)
 cli.add_command(store)
