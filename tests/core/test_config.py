@@ -706,3 +706,14 @@ def test_problem_and_result_are_frozen() -> None:
         result.problems[0].path = "x"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.config = None  # type: ignore[misc]
+
+
+def test_restart_fields_names_only_what_a_reload_cannot_apply() -> None:
+    """A CSP change is reloadable; a port or upstream change is named as needing a restart."""
+    from mcpr_core.config import CspConfig, ProxyConfig, restart_fields
+
+    old = ProxyConfig(mcp="http://127.0.0.1:8000/mcp")
+    csp_only = ProxyConfig(mcp="http://127.0.0.1:8000/mcp", csp=CspConfig(domain="a.example"))
+    assert restart_fields(old, csp_only) == ()
+    moved = ProxyConfig(mcp="http://127.0.0.1:9000/mcp", port=4000)
+    assert restart_fields(old, moved) == ("mcp", "port")

@@ -71,7 +71,8 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
     _print_problems(loaded.result.problems)
     if loaded.result.config is None:
         sys.exit(1)
-    sys.exit(run_proxy(loaded.result.config))
+    path = loaded.path
+    sys.exit(run_proxy(loaded.result.config, reload=lambda: load(path, flags).result))
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from anyio.abc import SocketAttribute
 
 from mcpr_cli.transport.server import ConnectionHandler, HandlerStatistics
 from mcpr_cli.transport.upstream import PoolStatistics, UpstreamPool
-from mcpr_core.config import ProxyConfig
+from mcpr_core.config import ProxyConfig, restart_fields
 from mcpr_core.events import ProxyEvent
 from mcpr_core.pipeline import ResultRewriter, Settings
 
@@ -41,8 +41,10 @@ class RunningProxy:
         listener: anyio.abc.Listener[anyio.abc.SocketStream],
         handler: ConnectionHandler,
         pool: UpstreamPool,
+        rewriter: ResultRewriter | None = None,
     ) -> None:
         self.config = config
+        self._rewriter = rewriter
         self._listener = listener
         self._handler = handler
         self._pool = pool
@@ -59,6 +61,20 @@ class RunningProxy:
     def statistics(self) -> ProxyStatistics:
         """A snapshot of connections, exchanges and the upstream pool."""
         return ProxyStatistics(self._handler.statistics(), self._pool.statistics())
+
+    def reload(self, config: ProxyConfig) -> tuple[str, ...]:
+        """Apply a reloaded configuration; return the settings that would need a restart.
+
+        Only `[csp]` can change in place (RELOADABLE): when anything else differs, nothing
+        is applied and the differing names come back. Connections stay open either way;
+        exchanges already in flight finish with the rules they started with.
+        """
+        refused = restart_fields(self.config, config)
+        if refused:
+            return refused
+        self._handler.update_settings(Settings.from_config(config, self._rewriter))
+        self.config = config
+        return ()
 
     def stop(self) -> None:
         """Ask the proxy to stop accepting and drain (returns at once)."""
@@ -108,7 +124,7 @@ async def serve(
     )
     handler = ConnectionHandler(config, settings, pool, emit)
     listener = await anyio.create_tcp_listener(local_host=config.bind, local_port=config.port)
-    running = RunningProxy(config, listener, handler, pool)
+    running = RunningProxy(config, listener, handler, pool, rewriter)
     async with anyio.create_task_group() as group:
         group.start_soon(running._run)
         try:

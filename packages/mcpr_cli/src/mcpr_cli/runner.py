@@ -11,6 +11,7 @@ import importlib.util
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from mcpr_cli import __version__
 from mcpr_cli.bus import EventBus
 from mcpr_cli.log import configure_logging
 from mcpr_cli.proxy import RunningProxy, serve
-from mcpr_core.config import ProxyConfig
+from mcpr_core.config import LoadResult, ProxyConfig
 from mcpr_core.events import EventSink
 from mcpr_integrations.sqlite import SqliteSink
 from mcpr_integrations.stderr import StderrSink
@@ -32,13 +33,17 @@ __all__ = ["open_sinks", "run_proxy"]
 _log = structlog.get_logger("mcpr")
 
 
-def run_proxy(config: ProxyConfig) -> int:
-    """Run until SIGTERM/SIGINT; return the process exit code."""
+#: Re-reads the configuration (file, environment, flags) for a SIGHUP reload.
+Reloader = Callable[[], LoadResult]
+
+
+def run_proxy(config: ProxyConfig, reload: Reloader | None = None) -> int:
+    """Run until SIGTERM/SIGINT, reloading `[csp]` on SIGHUP; return the exit code."""
     configure_logging(config.log_format)
     options: dict[str, Any] = {}
     if config.backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True
-    return anyio.run(_main, config, backend=config.backend, backend_options=options)
+    return anyio.run(_main, config, reload, backend=config.backend, backend_options=options)
 
 
 def _store_error(message: str, exc: BaseException) -> None:
@@ -57,14 +62,14 @@ def open_sinks(config: ProxyConfig) -> list[EventSink]:
     return sinks
 
 
-async def _main(config: ProxyConfig) -> int:
+async def _main(config: ProxyConfig, reload: Reloader | None) -> int:
     sinks = await anyio.to_thread.run_sync(open_sinks, config)
     store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
     bus = EventBus(sinks)
     async with anyio.create_task_group() as tasks:
         await tasks.start(bus.run)
         try:
-            code = await _serve_until_signal(config, bus, store)
+            code = await _serve_until_signal(config, bus, store, reload)
         finally:
             with anyio.CancelScope(shield=True):
                 await bus.aclose()
@@ -73,12 +78,17 @@ async def _main(config: ProxyConfig) -> int:
     return code
 
 
-async def _serve_until_signal(config: ProxyConfig, bus: EventBus, store: Path | None) -> int:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+async def _serve_until_signal(
+    config: ProxyConfig, bus: EventBus, store: Path | None, reload: Reloader | None
+) -> int:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         try:
             async with serve(config, emit=bus.emit) as running:
                 _banner(running, store)
                 async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        await _reload(running, reload)
+                        continue
                     _log.info("draining", signal=signal.Signals(signum).name)
                     break
         except OSError as exc:
@@ -88,6 +98,23 @@ async def _serve_until_signal(config: ProxyConfig, bus: EventBus, store: Path | 
             )
             return 1
     return 0
+
+
+async def _reload(running: RunningProxy, reload: Reloader | None) -> None:
+    """SIGHUP: re-read the configuration and apply `[csp]`; refuse anything else, loudly."""
+    if reload is None:
+        _log.warning("reload_ignored", reason="no configuration source to re-read")
+        return
+    result = await anyio.to_thread.run_sync(reload)
+    if result.config is None:
+        problems = [f"{p.path}: {p.message}" for p in result.problems if p.severity == "error"]
+        _log.error("reload_rejected", reason="invalid configuration", problems=problems)
+        return
+    refused = running.reload(result.config)
+    if refused:
+        _log.error("reload_rejected", reason="these settings need a restart", fields=list(refused))
+        return
+    _log.info("reloaded", csp_domain=result.config.csp.domain)
 
 
 def _banner(running: RunningProxy, store: Path | None) -> None:

@@ -26,13 +26,14 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from mcpr_core.routing import UpstreamURL, parse_upstream_url
 
 __all__ = [
+    "RELOADABLE",
     "RESERVED_TABLES",
     "CspConfig",
     "CspDirective",
@@ -44,6 +45,7 @@ __all__ = [
     "load_config",
     "parse_duration",
     "parse_size",
+    "restart_fields",
 ]
 
 Mode = Literal["extend", "replace"]
@@ -671,3 +673,20 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], tuple[Pro
         except ValueError as exc:
             problems.append(Problem(f"env {variable}", str(exc), "error"))
     return values, tuple(problems)
+
+
+#: Settings a running proxy can take from a reloaded file (SIGHUP); any other change needs
+#: a restart, because it shapes the listener, the upstream pool or the event sinks.
+RELOADABLE: Final = frozenset({"csp"})
+
+
+def restart_fields(old: ProxyConfig, new: ProxyConfig) -> tuple[str, ...]:
+    """Names of the settings that differ between `old` and `new` but cannot be reloaded."""
+    return tuple(
+        f.name
+        for f in fields(ProxyConfig)
+        if f.name not in RELOADABLE
+        and not f.name.startswith("_")
+        and getattr(old, f.name) != getattr(new, f.name)
+    )
+

@@ -107,6 +107,10 @@ class ConnectionHandler:
         """Open connections, exchanges in flight, exchanges handled."""
         return HandlerStatistics(self._connections, self._in_flight, self._total)
 
+    def update_settings(self, settings: Settings) -> None:
+        """Use `settings` from the next exchange on; exchanges in flight keep theirs."""
+        self._settings = settings
+
     def begin_drain(self) -> None:
         """Stop keep-alive: idle connections close now, busy ones after their exchange."""
         self._draining = True
