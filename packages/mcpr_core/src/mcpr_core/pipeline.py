@@ -715,20 +715,21 @@ class Exchange:
                 public_origin=self._settings.public_origin,
             )
         else:
-            rewritten = self._rewrite_json(body)
+            # One parse serves both: the outcome is read from the upstream's own answer
+            # (a rewrite never touches errors), then the result is rewritten.
+            parsed = jsonrpc.parse(body)
+            self._observe_parsed(parsed)
+            rewritten = self._rewrite_json(parsed)
         if rewritten is not None:
             body = rewritten
             self._rewritten = "rewritten"
-        if not self._oauth:
-            self._observe_json(body)
         headers = [(k, v) for k, v in head.headers if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         self._response_size += len(body)
         return ResponseHead(status=head.status, headers=headers, reason=head.reason), body
 
-    def _rewrite_json(self, body: bytes) -> bytes | None:
+    def _rewrite_json(self, parsed: jsonrpc.Parsed) -> bytes | None:
         """Apply the rewriter to a buffered JSON response; None when nothing changed."""
-        parsed = jsonrpc.parse(body)
         if not isinstance(parsed, jsonrpc.Message):
             return None
         new = self._rewrite_message(parsed)
@@ -758,9 +759,10 @@ class Exchange:
     # -- observation ------------------------------------------------------------------------
 
     def _observe_json(self, body: bytes) -> None:
-        if not body:
-            return
-        parsed = jsonrpc.parse(body)
+        if body:
+            self._observe_parsed(jsonrpc.parse(body))
+
+    def _observe_parsed(self, parsed: jsonrpc.Parsed) -> None:
         if isinstance(parsed, jsonrpc.Message):
             self._observe_message(parsed)
         elif isinstance(parsed, jsonrpc.Batch):
