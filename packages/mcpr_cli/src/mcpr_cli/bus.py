@@ -7,7 +7,8 @@ Theory of operation (PRODUCT.md §5, STYLE.md §5.1):
   counts the drop. So a stalled sink fills only its own lane and delays nobody else.
 * A lane's consumer waits for one event, takes whatever else is already buffered (up to 256
   in all), and hands the batch to the sink in a worker thread (`anyio.to_thread.run_sync`):
-  sinks are synchronous and may block, the event loop never does.
+  sinks are synchronous and may block, the event loop never does. After a partial batch it
+  lingers 50 ms, so that under load each thread hop carries many events, not one.
 * Every 5 s each lane flushes its sink. Calls into one sink never overlap: the consumer and
   the flusher of a lane share a lock, and the flusher is stopped by an event, not cancelled,
   so a flush in progress is never abandoned.
@@ -36,6 +37,7 @@ __all__ = [
     "BATCH_SIZE",
     "CAPACITY",
     "FLUSH_INTERVAL",
+    "LINGER",
     "BusStatistics",
     "EventBus",
     "SinkStatistics",
@@ -45,6 +47,9 @@ __all__ = [
 CAPACITY = 10_000
 #: Events handed to a sink in one call.
 BATCH_SIZE = 256
+#: Seconds a lane waits after a partial batch, so a steady trickle of events costs one
+#: worker-thread hop per batch rather than one per event.
+LINGER = 0.05
 #: Seconds between two flushes of every sink.
 FLUSH_INTERVAL = 5.0
 #: Seconds `aclose()` waits for the lanes to drain.
@@ -120,11 +125,13 @@ class EventBus:
         capacity: int = CAPACITY,
         batch_size: int = BATCH_SIZE,
         flush_interval: float = FLUSH_INTERVAL,
+        linger: float = LINGER,
         shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     ) -> None:
         self._lanes = [_Lane(sink, capacity) for sink in sinks]
         self._batch_size = batch_size
         self._flush_interval = flush_interval
+        self._linger = linger
         self._shutdown_timeout = shutdown_timeout
         # One worker thread per sink at most: a blocked sink holds only its own token.
         self._limiter = anyio.CapacityLimiter(max(1, len(self._lanes)))
@@ -206,6 +213,9 @@ class EventBus:
                         except (anyio.WouldBlock, anyio.EndOfStream):
                             break
                     await self._deliver(lane, batch)
+                    if len(batch) < self._batch_size:
+                        # Not backed up: let a few more events gather before the next hop.
+                        await anyio.sleep(self._linger)
             # Not a cancellation: a flush in progress finishes before the final one starts.
             lane.drained.set()
         await self._call(lane, "flush", lane.sink.flush)
