@@ -15,12 +15,14 @@ Rules of this module (STORE.md "Writing"):
   carrying `Mcp-Session-Id`) is also created from its first request when no `session_start`
   was seen, e.g. for sessions opened before the proxy restarted; legacy requests without their
   own client identity take it from their session (schema version 6).
+* A session that ended (expired, or closed at a shutdown) and is then started again, or
+  accepted on a request that arrived after its end, is open again: `ended_at` is cleared.
+  An accepted DELETE ends its session rather than opening it.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +42,7 @@ from mcpr_core.events import (
     SessionEnd,
     SessionStart,
 )
+from mcpr_integrations.store.batching import BatchQueue
 from mcpr_integrations.store.schema import StoreError, open_writer
 
 __all__ = ["BATCH_INTERVAL", "BATCH_SIZE", "Store", "StoreStatistics", "request_status"]
@@ -92,7 +95,6 @@ class _Close:
 
 
 _CLOSE = _Close()
-_Item = ProxyEvent | threading.Event | _Close
 
 
 def _report(message: str, exc: BaseException) -> None:
@@ -123,9 +125,9 @@ class Store:
         self.path = path
         self._conn = open_writer(path, now_ms=int(time.time() * 1000), mcpr_version=mcpr_version)
         self._on_error = on_error or _report
-        self._batch_size = batch_size
-        self._batch_interval = batch_interval
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_size)
+        self._queue: BatchQueue[ProxyEvent, threading.Event | _Close] = BatchQueue(
+            capacity=queue_size, batch_size=batch_size, interval=batch_interval
+        )
         # `_intake` orders put/flush/close, so nothing is queued behind the close marker (the
         # writer keeps draining, so holding it across a blocking put cannot deadlock);
         # `_lock` guards the counters.
@@ -141,7 +143,7 @@ class Store:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<Store {str(self.path)!r} {state} queued={self._queue.qsize()}>"
+        return f"<Store {str(self.path)!r} {state} queued={len(self._queue)}>"
 
     def __enter__(self) -> Store:
         return self
@@ -159,10 +161,10 @@ class Store:
         with self._intake:
             if self._closed:
                 raise StoreError("the store is closed")
-            for event in events:
-                self._queue.put(event)
-                with self._lock:
-                    self._accepted += 1
+            batch = list(events)
+            self._queue.put(batch)
+            with self._lock:
+                self._accepted += len(batch)
 
     def flush(self) -> None:
         """Return once everything put so far is committed."""
@@ -170,7 +172,7 @@ class Store:
         with self._intake:
             if self._closed:
                 return
-            self._queue.put(done)
+            self._queue.put_marker(done)
         done.wait()
 
     def close(self) -> None:
@@ -179,7 +181,7 @@ class Store:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(_CLOSE)
+            self._queue.put_marker(_CLOSE)
         self._thread.join()
 
     def statistics(self) -> StoreStatistics:
@@ -190,43 +192,23 @@ class Store:
                 stored=self._stored,
                 skipped=self._skipped,
                 failed=self._failed,
-                queued=self._queue.qsize(),
+                queued=len(self._queue),
             )
 
     # -- the writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
         try:
-            stop = False
-            while not stop:
-                batch, markers, stop = self._collect(self._queue.get())
+            while True:
+                batch, marker = self._queue.get()
                 if batch:
                     self._write(batch)
-                for marker in markers:
+                if isinstance(marker, _Close):
+                    return
+                if marker is not None:
                     marker.set()
         finally:
             self._conn.close()
-
-    def _collect(self, first: _Item) -> tuple[list[ProxyEvent], list[threading.Event], bool]:
-        """Gather one batch: up to `batch_size` events or `batch_interval` seconds."""
-        batch: list[ProxyEvent] = []
-        markers: list[threading.Event] = []
-        deadline = time.monotonic() + self._batch_interval
-        item: _Item = first
-        while True:
-            if isinstance(item, _Close):
-                return batch, markers, True
-            if isinstance(item, threading.Event):
-                markers.append(item)
-                return batch, markers, False
-            batch.append(item)
-            remaining = deadline - time.monotonic()
-            if len(batch) >= self._batch_size or remaining <= 0:
-                return batch, markers, False
-            try:
-                item = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                return batch, markers, False
 
     def _write(self, batch: list[ProxyEvent]) -> None:
         stored = skipped = failed = 0
@@ -289,6 +271,7 @@ class Store:
             " client_version, client_platform) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (session_id) DO UPDATE SET"
             " started_at = MIN(started_at, excluded.started_at),"
+            " ended_at = CASE WHEN excluded.started_at > ended_at THEN NULL ELSE ended_at END,"
             " client_name = COALESCE(client_name, excluded.client_name),"
             " client_version = COALESCE(client_version, excluded.client_version),"
             " client_platform = COALESCE(client_platform, excluded.client_platform)",
@@ -306,7 +289,7 @@ class Store:
     def _insert_request(self, event: RequestEvent) -> None:
         status = request_status(event)
         sid = event.session_id
-        if sid is not None and 200 <= event.status < 300:
+        if sid is not None and 200 <= event.status < 300 and event.method != "DELETE":
             self._start_session(
                 SessionStart(
                     session_id=sid,
