@@ -114,7 +114,11 @@ class SessionStart(_EventBase):
 
 @dataclass(frozen=True, slots=True)
 class SessionEnd(_EventBase):
-    """A legacy MCP session ended (`reason`: "deleted", "expired", "not_found", "shutdown")."""
+    """A legacy MCP session ended.
+
+    `reason`: "deleted", "expired", "not_found", "evicted" (the proxy's session table was
+    full) or "shutdown".
+    """
 
     type: ClassVar[str] = "session_end"
 
