@@ -11,6 +11,7 @@ from typing import Any
 import rich_click as click
 
 from mcpr_cli.commands.query import QUERY_COMMANDS
+from mcpr_cli.commands.schema import schema
 from mcpr_cli.commands.store import store
 from mcpr_cli.configfile import load
 from mcpr_core.config import Problem
@@ -96,7 +97,7 @@ def validate(config: Path | None) -> None:
     click.echo(f"{where}: ok ({warnings} warning(s)); upstream {result.config.mcp}")
 
 
-for _command in QUERY_COMMANDS:
+for _command in (*QUERY_COMMANDS, schema):
     proxy.add_command(_command)
 cli.add_command(store)
 
