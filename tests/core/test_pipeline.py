@@ -640,3 +640,58 @@ def test_declared_upload_over_the_cap_is_rejected_too() -> None:
     step = ex.receive_request_head(head)
     assert isinstance(step, Reject)
     assert step.status == 413
+
+
+def _mrtr_round(params: dict[str, Any], result: dict[str, Any]) -> RequestEvent:
+    ex = exchange()
+    modern = ((b"mcp-protocol-version", b"2026-07-28"), (b"mcp-method", b"tools/call"))
+    forwarded(ex, body("tools/call", 9, **params), post((*modern, (b"mcp-name", b"greet"))))
+    respond(ex, JSON_HEADERS, json.dumps({"jsonrpc": "2.0", "id": 9, "result": result}).encode())
+    return only(ex.finish(now=11, outcome=Outcome.COMPLETED))
+
+
+def test_input_required_rounds_are_recorded_and_linked() -> None:
+    """An input_required answer is noted with what it asks; its retry shares the key."""
+    asked = {
+        "resultType": "input_required",
+        "inputRequests": {"name": {"method": "elicitation/create", "params": {}}},
+        "requestState": "opaque-1",
+    }
+    first = _mrtr_round({"name": "greet", "arguments": {"x": 1}}, asked)
+    assert first.note == "input_required"
+    assert first.result_type == "input_required"
+    assert first.input_requests == ("name:elicitation/create",)
+    assert first.error_msg is None
+    retry = _mrtr_round(
+        {
+            "name": "greet",
+            "arguments": {"x": 1},
+            "inputResponses": {"name": {"action": "accept"}},
+            "requestState": "opaque-1",
+        },
+        {"resultType": "complete", "content": []},
+    )
+    assert retry.note == "ok"
+    assert retry.result_type == "complete"
+    assert retry.correlation_key == first.correlation_key
+    assert first.correlation_key is not None
+    other = _mrtr_round({"name": "greet", "arguments": {"x": 2}}, asked)
+    assert other.correlation_key != first.correlation_key
+
+
+def test_plain_calls_carry_no_correlation_key() -> None:
+    """A call that never asks for input has no correlation key."""
+    event = _mrtr_round({"name": "greet"}, {"content": []})
+    assert event.correlation_key is None
+    assert event.input_requests == ()
+
+
+def test_modern_client_closing_early_is_a_cancellation() -> None:
+    """A 2026-07-28 client that hangs up before its answer cancelled the request."""
+    ex = exchange()
+    modern = ((b"mcp-protocol-version", b"2026-07-28"), (b"mcp-method", b"tools/list"))
+    forwarded(ex, body("tools/list", 1), post(modern))
+    ex.receive_response_head(ResponseHead(200, SSE_HEADERS), now=10.1)
+    event = only(ex.finish(now=11, outcome=Outcome.CLIENT_CLOSED))
+    assert event.note == "cancelled"
+    assert event.error_msg is None

@@ -64,8 +64,12 @@ class RequestEvent(_EventBase):
     `error_code` / `error_msg` hold a JSON-RPC error found in the response (JSON or SSE),
     a proxy error (the HTTP status as a string-free integer code), or a tool result with
     `isError: true` (code None, message from the result).
-    `note` says how the exchange ended: "ok", "upstream_error", "timeout",
-    "truncated", "client_closed", "rejected", ….
+    `note` says how the exchange ended: "ok", "rewritten", "rewritten+sse",
+    "input_required", "upstream_error", "timeout", "truncated", "client_closed",
+    "cancelled" (a 2026-07-28 client closed its stream before the answer), "rejected", ….
+    A 2026-07-28 multi round-trip call records `result_type` ("input_required" on the
+    rounds that ask), `input_requests` (`key:method` of what was asked) and a
+    `correlation_key` shared by all rounds of the same logical call.
     """
 
     type: ClassVar[str] = "request"
@@ -95,6 +99,9 @@ class RequestEvent(_EventBase):
     era: Era | None = None
     header_mismatch: bool = False
     jsonrpc_id: str | int | None = None
+    result_type: str | None = None
+    input_requests: tuple[str, ...] = ()
+    correlation_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

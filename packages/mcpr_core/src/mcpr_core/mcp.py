@@ -24,6 +24,8 @@ MCP, for the event the proxy records. Everything is a read of an already classif
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from base64 import b64decode
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +45,11 @@ __all__ = [
     "Role",
     "check_headers",
     "client_platform",
+    "correlation_key",
     "describe_request",
     "describe_response",
+    "input_requests",
+    "is_retry",
     "lookup",
     "request_era",
     "roles",
@@ -478,3 +483,48 @@ def check_headers(
     if body_version is not None and _decode_header(protocol_version) != body_version:
         mismatched.append("MCP-Protocol-Version")
     return HeaderCheck(tuple(mismatched)) if mismatched else _HEADERS_OK
+
+
+# -- multi round-trip requests (2026-07-28, SEP-2322) ------------------------------------
+#
+# A server that needs input answers with `resultType: "input_required"`, `inputRequests`
+# (key -> an `elicitation/create`, `sampling/createMessage` or `roots/list` request) and an
+# opaque `requestState`; "the client retries the *original* request (new id) with
+# `params.inputResponses` (same keys) and `params.requestState`" (PROTOCOL.md §1.5). The
+# rounds of one logical call therefore share everything in `params` except those two keys
+# (and the per-request `_meta`), which is what the correlation key hashes.
+
+_ROUND_KEYS = frozenset({"inputResponses", "requestState", "_meta"})
+
+
+def is_retry(params: object) -> bool:
+    """Whether request params carry the answers of an earlier `input_required` round."""
+    return isinstance(params, dict) and ("inputResponses" in params or "requestState" in params)
+
+
+def correlation_key(method: str, params: object) -> str:
+    """A stable key shared by every round of one multi round-trip call (16 hex digits)."""
+    stable = (
+        {k: v for k, v in params.items() if k not in _ROUND_KEYS}
+        if isinstance(params, dict)
+        else params
+    )
+    try:
+        text = json.dumps([method, stable], sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON-serialisable: cannot come from a parsed body
+        text = method
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def input_requests(result: object) -> tuple[str, ...]:
+    """`key:method` for each entry of an `input_required` result's `inputRequests`."""
+    if not isinstance(result, dict):
+        return ()
+    requests = result.get("inputRequests")
+    if not isinstance(requests, dict):
+        return ()
+    out = []
+    for key, request in requests.items():
+        method = request.get("method") if isinstance(request, dict) else None
+        out.append(f"{key}:{method if isinstance(method, str) else '?'}")
+    return tuple(out)

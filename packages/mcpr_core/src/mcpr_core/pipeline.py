@@ -295,6 +295,8 @@ class _Call:
     error_code: int | None = None
     error_msg: str | None = None
     answered: bool = False
+    result_type: str | None = None
+    input_requests: tuple[str, ...] = ()
 
 
 def _content_type(headers: Headers) -> bytes:
@@ -818,8 +820,11 @@ class Exchange:
             call.answered = True
             call.error_code = detail.error_code
             call.error_msg = detail.error_msg
+            call.result_type = detail.result_type
             if detail.is_error and call.error_msg is None:
                 call.error_msg = "tool error"
+            if detail.result_type == "input_required":
+                call.input_requests = mcp.input_requests(message.result)
             return
 
     # -- the event ----------------------------------------------------------------------------
@@ -843,6 +848,9 @@ class Exchange:
         note = outcome.value
         if self._rewritten and outcome is Outcome.COMPLETED:
             note = self._rewritten
+        elif outcome is Outcome.CLIENT_CLOSED and self._era == "modern":
+            # "closing the SSE response stream is the cancellation" (PROTOCOL.md §1.5)
+            note = Outcome.CANCELLED.value
         events = []
         for index, call in enumerate(calls):
             detail = call.detail
@@ -855,6 +863,13 @@ class Exchange:
                 error_msg = note
             rid = message.id if message is not None and message.has_id else None
             client_name = detail.client_name if detail else None
+            call_note = note
+            correlation = None
+            if message is not None and message.method is not None:
+                if call.result_type == "input_required" or mcp.is_retry(message.params):
+                    correlation = mcp.correlation_key(message.method, message.params)
+                if call.result_type == "input_required" and outcome is Outcome.COMPLETED:
+                    call_note = "input_required"
             events.append(
                 RequestEvent(
                     id=self._id if index == 0 else f"{self._id}.{index}",
@@ -865,7 +880,7 @@ class Exchange:
                     status=self._status,
                     latency_us=latency_us,
                     request_size=self._request_size,
-                    note=note,
+                    note=call_note,
                     session_id=self._session_id,
                     mcp_method=message.method if message is not None else None,
                     tool=detail.tool if detail else None,
@@ -882,6 +897,9 @@ class Exchange:
                     era=self._era,
                     header_mismatch=self._header_mismatch,
                     jsonrpc_id=rid,
+                    result_type=call.result_type,
+                    input_requests=call.input_requests,
+                    correlation_key=correlation,
                 )
             )
         return tuple(events)
