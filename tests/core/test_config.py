@@ -66,6 +66,7 @@ def test_defaults() -> None:
         ("127.0.0.1", 9901),
     )
     assert (cfg.log_format, cfg.events_format) == ("auto", "pretty")
+    assert (cfg.probe_interval, cfg.probe_timeout) == (10.0, 5.0)
     assert cfg.csp == CspConfig()
     assert cfg.csp.connect_domains == CspDirective((), "extend")
     assert cfg.csp.resource_domains == CspDirective((), "extend")
@@ -148,6 +149,10 @@ def test_missing_mcp_is_an_error() -> None:
         ("admin", "0.0.0.0:9902", "0.0.0.0:9902"),
         ("admin", "[::1]:9901", "[::1]:9901"),
         ("admin", "localhost:0", "localhost:0"),
+        ("probe_interval", "30s", 30.0),
+        ("probe_interval", 0.5, 0.5),
+        ("probe_timeout", "1500ms", 1.5),
+        ("probe_timeout", 2, 2.0),
         ("log_format", "json", "json"),
         ("events_format", "off", "off"),
     ],
@@ -234,6 +239,11 @@ def test_admin_address(admin: str, address: tuple[str, int] | None) -> None:
         ("admin", "::1:9901", 'expected "host:port"'),
         ("admin", "bad host:9901", "IP address or a host name"),
         ("admin", False, "expected a string"),
+        ("probe_interval", 0, "greater than zero"),
+        ("probe_interval", "often", "expected a duration like"),
+        ("probe_timeout", "0s", "greater than zero"),
+        ("probe_timeout", -1, "non-negative"),
+        ("probe_timeout", True, "got a boolean"),
         ("log_format", "text", "expected one of 'auto', 'pretty', 'json'"),
         ("events_format", "quiet", "expected one of 'pretty', 'json', 'off'"),
         ("csp", "example.com", "expected a table, got the string"),
@@ -406,6 +416,7 @@ def test_parse_duration_rejects(text: Any) -> None:
         ("MCPR_CSP_DOMAIN", "https://widgets.example.com/", "csp_domain", "widgets.example.com"),
         ("MCPR_REQUEST_TIMEOUT", "45", "request_timeout", 45.0),
         ("MCPR_REQUEST_TIMEOUT", "1m", "request_timeout", 60.0),
+        ("MCPR_PROBE_INTERVAL", "30s", "probe_interval", 30.0),
         ("MCPR_MAX_REQUEST_BODY_SIZE", "1MiB", "max_request_body_size", 2**20),
         ("MCPR_MAX_CONCURRENT_UPSTREAM", "7", "max_concurrent_upstream", 7),
         ("MCPR_STRICT_HEADERS", "true", "strict_headers", True),

@@ -132,6 +132,9 @@ class ProxyConfig:
     ca_file: str | None = None
     session_ttl: float = 3600.0
     admin: str = "127.0.0.1:9901"
+    # The upstream health probe (PRODUCT.md §8): an `initialize` every 10 s, 5 s to answer.
+    probe_interval: float = 10.0
+    probe_timeout: float = 5.0
     log_format: Literal["auto", "pretty", "json"] = "auto"
     events_format: Literal["pretty", "json", "off"] = "pretty"
     csp: CspConfig = CspConfig()
@@ -461,6 +464,8 @@ _KEYS: dict[str, _Key] = {
     "ca_file": _Key(_string),
     "session_ttl": _Key(_DURATION),
     "admin": _Key(_admin),
+    "probe_interval": _Key(_DURATION),
+    "probe_timeout": _Key(_DURATION),
     "log_format": _Key(_choice("auto", "pretty", "json")),
     "events_format": _Key(_choice("pretty", "json", "off")),
 }
@@ -689,4 +694,3 @@ def restart_fields(old: ProxyConfig, new: ProxyConfig) -> tuple[str, ...]:
         and not f.name.startswith("_")
         and getattr(old, f.name) != getattr(new, f.name)
     )
-
