@@ -212,7 +212,11 @@ async def test_replay_emits_one_event(recorded: Recorded) -> None:
     assert event.method == recorded.method.decode()
     assert event.path == "/mcp"
     assert event.status == recorded.status
-    assert event.note == "ok"
+    asks = any(
+        m.get("id") == request_id and m.get("result", {}).get("resultType") == "input_required"
+        for m in recorded.response_messages()
+    )
+    assert event.note == ("input_required" if asks else "ok")
     assert event.mcp_method == (message["method"] if message is not None else None)
     assert event.jsonrpc_id == request_id
     assert event.tool == (params.get("name") if event.mcp_method == "tools/call" else None)

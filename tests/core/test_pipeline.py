@@ -13,7 +13,7 @@ from mcpr_core import jsonrpc
 from mcpr_core.config import CspConfig, ProxyConfig
 from mcpr_core.csp import CspRewriter
 from mcpr_core.errors import LocalProtocolError
-from mcpr_core.events import RequestEvent
+from mcpr_core.events import ProxyEvent, RequestEvent, SessionEnd, SessionStart
 from mcpr_core.pipeline import (
     Exchange,
     ExchangeState,
@@ -27,6 +27,7 @@ from mcpr_core.pipeline import (
     Settings,
 )
 from mcpr_core.routing import RequestKind
+from mcpr_core.sessions import SessionTracker
 
 UPSTREAM = "http://127.0.0.1:8000/mcp"
 JSON_HEADERS = ((b"content-type", b"application/json"),)
@@ -68,9 +69,14 @@ def respond(ex: Exchange, headers: Any, *chunks: bytes, status: int = 200) -> by
     return out + rest
 
 
-def only(events: tuple[RequestEvent, ...]) -> RequestEvent:
-    assert len(events) == 1
-    return events[0]
+def only(events: tuple[ProxyEvent, ...]) -> RequestEvent:
+    (event,) = events
+    assert isinstance(event, RequestEvent)
+    return event
+
+
+def requests(events: tuple[ProxyEvent, ...]) -> list[RequestEvent]:
+    return [e for e in events if isinstance(e, RequestEvent)]
 
 
 def test_json_rpc_post_is_read_whole_then_forwarded_byte_exact() -> None:
@@ -226,7 +232,7 @@ def test_batch_makes_one_event_per_request_member() -> None:
         {"jsonrpc": "2.0", "id": 1, "result": {"tools": []}},
     ]
     respond(ex, JSON_HEADERS, json.dumps(answer).encode())
-    events = ex.finish(now=11, outcome=Outcome.COMPLETED)
+    events = requests(ex.finish(now=11, outcome=Outcome.COMPLETED))
     assert [e.mcp_method for e in events] == ["tools/list", "prompts/get"]
     assert [e.id for e in events] == ["ex1", "ex1.1"]
     assert events[0].error_code is None
@@ -695,3 +701,70 @@ def test_modern_client_closing_early_is_a_cancellation() -> None:
     event = only(ex.finish(now=11, outcome=Outcome.CLIENT_CLOSED))
     assert event.note == "cancelled"
     assert event.error_msg is None
+
+
+def session_settings() -> Settings:
+    tracker = SessionTracker("test", ttl=60.0)
+    return Settings.from_config(ProxyConfig(mcp=UPSTREAM, name="test"), sessions=tracker)
+
+
+def with_session(sid: bytes) -> RequestHead:
+    return post(((b"mcp-session-id", sid),))
+
+
+def test_legacy_session_lifecycle_through_exchanges() -> None:
+    """initialize opens the session, later requests carry its client, DELETE ends it."""
+    s = session_settings()
+    ex = exchange(s)
+    init = body("initialize", 0, clientInfo={"name": "Visual Studio Code", "version": "1.99"})
+    forwarded(ex, init)
+    answer = b'{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18"}}'
+    respond(ex, (*JSON_HEADERS, (b"mcp-session-id", b"s1")), answer)
+    start, first = ex.finish(now=11, outcome=Outcome.COMPLETED)
+    assert isinstance(start, SessionStart)
+    assert (start.session_id, start.client_name, start.client_platform) == (
+        "s1",
+        "Visual Studio Code",
+        "vscode",
+    )
+    assert start.protocol_version == "2025-06-18"
+    assert isinstance(first, RequestEvent)
+
+    ex = exchange(s)
+    forwarded(ex, body("tools/call", 1, name="echo"), with_session(b"s1"))
+    respond(ex, JSON_HEADERS, b'{"jsonrpc":"2.0","id":1,"result":{}}')
+    call = only(ex.finish(now=11, outcome=Outcome.COMPLETED))
+    assert (call.session_id, call.client_name, call.client_version) == (
+        "s1",
+        "Visual Studio Code",
+        "1.99",
+    )
+    assert call.protocol_version == "2025-06-18"
+    assert s.sessions is not None
+    assert s.sessions.get("s1") is not None
+
+    ex = exchange(s)
+    head = RequestHead(b"DELETE", b"/mcp", ((b"host", b"localhost"), (b"mcp-session-id", b"s1")))
+    ex.receive_request_head(head)
+    respond(ex, (), status=200)
+    end, delete = ex.finish(now=11, outcome=Outcome.COMPLETED)
+    assert isinstance(end, SessionEnd)
+    assert end.reason == "deleted"
+    assert isinstance(delete, RequestEvent)
+    assert s.sessions.get("s1") is None
+
+
+def test_listing_results_and_list_changed_are_handed_to_capture() -> None:
+    """A tools/list result is exposed for schema capture; list_changed names are collected."""
+    ex = exchange()
+    forwarded(ex, body("tools/list", 1, cursor="c2"))
+    stream = (
+        b'data: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n'
+        b'data: {"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}\n\n'
+    )
+    respond(ex, SSE_HEADERS, stream)
+    assert ex.captured is not None
+    assert ex.captured.method == "tools/list"
+    assert ex.captured.params == {"cursor": "c2"}
+    assert ex.captured.result == {"tools": [{"name": "a"}]}
+    assert ex.list_changed == ("notifications/tools/list_changed",)

@@ -52,10 +52,13 @@ from mcpr_core import jsonrpc, mcp, oauth, routing
 from mcpr_core.config import CspConfig, ProxyConfig
 from mcpr_core.csp import CspRewriter
 from mcpr_core.errors import LocalProtocolError
-from mcpr_core.events import ERROR_MSG_MAX, Era, RequestEvent
+from mcpr_core.events import ERROR_MSG_MAX, Era, ProxyEvent, RequestEvent
+from mcpr_core.schema import CAPTURED_METHODS, LIST_CHANGED
+from mcpr_core.sessions import SessionInfo, SessionTracker
 from mcpr_core.sse import SSEDecoder, SSEEvent, reencode
 
 __all__ = [
+    "Captured",
     "Exchange",
     "ExchangeState",
     "Failure",
@@ -241,9 +244,15 @@ class Settings:
     mcp_paths: frozenset[bytes] = frozenset({b"/"})
     public_origin: str | None = None
     rewriter: ResultRewriter | None = None
+    sessions: SessionTracker | None = None
 
     @classmethod
-    def from_config(cls, config: ProxyConfig, rewriter: ResultRewriter | None = None) -> Settings:
+    def from_config(
+        cls,
+        config: ProxyConfig,
+        rewriter: ResultRewriter | None = None,
+        sessions: SessionTracker | None = None,
+    ) -> Settings:
         """Derive the per-proxy settings from a validated configuration.
 
         Without an explicit `rewriter`, the widget CSP rewriter is used as soon as the
@@ -273,7 +282,17 @@ class Settings:
             mcp_paths=frozenset(paths),
             public_origin=public_origin,
             rewriter=rewriter,
+            sessions=sessions,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """A listing result handed to schema capture, with the request params (its cursor)."""
+
+    method: str
+    params: Any
+    result: dict[str, Any]
 
 
 class _Mode(enum.Enum):
@@ -297,6 +316,7 @@ class _Call:
     answered: bool = False
     result_type: str | None = None
     input_requests: tuple[str, ...] = ()
+    protocol_version: str | None = None
 
 
 def _content_type(headers: Headers) -> bytes:
@@ -318,6 +338,7 @@ class Exchange:
         "_buffer",
         "_buffered",
         "_calls",
+        "_captured",
         "_client_head",
         "_decoder",
         "_era",
@@ -326,11 +347,13 @@ class Exchange:
         "_header_mismatch",
         "_id",
         "_kind",
+        "_list_changed",
         "_mode",
         "_oauth",
         "_observed",
         "_observed_size",
         "_parsed",
+        "_request_session",
         "_request_size",
         "_response_size",
         "_rewrite_method",
@@ -371,6 +394,9 @@ class Exchange:
         self._rewrite_method: str | None = None
         self._rewritten = ""
         self._oauth = False
+        self._captured: Captured | None = None
+        self._list_changed: list[str] = []
+        self._request_session = False
         self._failure_status: int | None = None
 
     # -- introspection ---------------------------------------------------------------
@@ -384,6 +410,16 @@ class Exchange:
     def kind(self) -> routing.RequestKind | None:
         """How the request was classified, once known."""
         return self._kind
+
+    @property
+    def captured(self) -> Captured | None:
+        """The result of a listing method (tools/list, initialize, …) for schema capture."""
+        return self._captured
+
+    @property
+    def list_changed(self) -> tuple[str, ...]:
+        """`notifications/*/list_changed` names seen in the response stream."""
+        return tuple(self._list_changed)
 
     @property
     def answered(self) -> bool:
@@ -409,6 +445,7 @@ class Exchange:
         s = self._settings
         sid = routing.header_value(head.headers, b"mcp-session-id")
         self._session_id = sid.decode("ascii", "replace") if sid is not None else None
+        self._request_session = sid is not None
         check = routing.check_host_and_origin(
             head.headers,
             bind=s.bind,
@@ -810,6 +847,8 @@ class Exchange:
     def _observe_message(self, message: jsonrpc.Message) -> None:
         """Match a response to the request it answers and note its outcome."""
         if not message.is_response:
+            if message.method in LIST_CHANGED:
+                self._list_changed.append(message.method)
             return
         key = _id_key(message.id)
         for call in self._calls:
@@ -821,6 +860,10 @@ class Exchange:
             call.error_code = detail.error_code
             call.error_msg = detail.error_msg
             call.result_type = detail.result_type
+            call.protocol_version = detail.protocol_version
+            method = req.method
+            if method in CAPTURED_METHODS and isinstance(message.result, dict):
+                self._captured = Captured(method, req.params, message.result)
             if detail.is_error and call.error_msg is None:
                 call.error_msg = "tool error"
             if detail.result_type == "input_required":
@@ -829,8 +872,44 @@ class Exchange:
 
     # -- the event ----------------------------------------------------------------------------
 
-    def finish(self, *, now: float, outcome: Outcome) -> tuple[RequestEvent, ...]:
-        """End the exchange and return its events (one per JSON-RPC request, at least one)."""
+    def _track_session(self, now_ms: int) -> tuple[list[ProxyEvent], SessionInfo | None]:
+        """Feed the legacy session table; return its events and what it knows of the client."""
+        tracker = self._settings.sessions
+        sid = self._session_id
+        if tracker is None or sid is None or self._head is None:
+            return [], None
+        first = self._calls[0] if self._calls else None
+        method = first.message.method if first is not None and first.message else None
+        status = self._status
+        events: list[ProxyEvent] = []
+        if method == "initialize" and not self._request_session:
+            if 200 <= status < 300 and first is not None:
+                detail = first.detail
+                events += tracker.on_initialize(
+                    sid,
+                    client_name=detail.client_name if detail else None,
+                    client_version=detail.client_version if detail else None,
+                    protocol_version=first.protocol_version
+                    or (detail.protocol_version if detail else None),
+                    now_ms=now_ms,
+                )
+            return events, tracker.get(sid)
+        if self._head.method == b"DELETE":
+            events += tracker.on_delete(sid, now_ms, status=status)
+            return events, None
+        info = tracker.touch(sid, now_ms)
+        if status:
+            events += tracker.on_response(sid, status=status, now_ms=now_ms)
+        if method == "notifications/initialized":
+            tracker.on_initialized(sid)
+        return events, info if info is not None else tracker.get(sid)
+
+    def finish(self, *, now: float, outcome: Outcome) -> tuple[ProxyEvent, ...]:
+        """End the exchange and return its events.
+
+        Session events of the legacy era come first, then one `RequestEvent` per JSON-RPC
+        request (at least one). Legacy requests carry the client identity of their session.
+        """
         if self._state is ExchangeState.FINISHED:
             self._state = ExchangeState.ERROR
             raise LocalProtocolError("exchange already finished")
@@ -844,6 +923,7 @@ class Exchange:
             if self._upstream_at is not None
             else None
         )
+        session_events, session = self._track_session(self._ts_ms + latency_us // 1000)
         calls = self._calls or [_Call(message=None, detail=None)]
         note = outcome.value
         if self._rewritten and outcome is Outcome.COMPLETED:
@@ -851,7 +931,7 @@ class Exchange:
         elif outcome is Outcome.CLIENT_CLOSED and self._era == "modern":
             # "closing the SSE response stream is the cancellation" (PROTOCOL.md §1.5)
             note = Outcome.CANCELLED.value
-        events = []
+        events: list[ProxyEvent] = session_events
         for index, call in enumerate(calls):
             detail = call.detail
             message = call.message
@@ -863,6 +943,14 @@ class Exchange:
                 error_msg = note
             rid = message.id if message is not None and message.has_id else None
             client_name = detail.client_name if detail else None
+            client_version = detail.client_version if detail else None
+            protocol_version = call.protocol_version or (
+                detail.protocol_version if detail else None
+            )
+            if session is not None and client_name is None:
+                client_name = session.client_name
+                client_version = session.client_version
+                protocol_version = protocol_version or session.protocol_version
             call_note = note
             correlation = None
             if message is not None and message.method is not None:
@@ -891,9 +979,9 @@ class Exchange:
                     error_code=error_code,
                     error_msg=error_msg,
                     client_name=client_name,
-                    client_version=detail.client_version if detail else None,
+                    client_version=client_version,
                     client_platform=mcp.client_platform(client_name).value if client_name else None,
-                    protocol_version=detail.protocol_version if detail else None,
+                    protocol_version=protocol_version,
                     era=self._era,
                     header_mismatch=self._header_mismatch,
                     jsonrpc_id=rid,
