@@ -92,6 +92,19 @@ def test_json_rpc_post_is_read_whole_then_forwarded_byte_exact() -> None:
     assert ex.state is ExchangeState.UPSTREAM
 
 
+def test_mcp_method_is_known_once_the_body_was_read() -> None:
+    """`mcp_method` is None until the body is read, then the (first) JSON-RPC method."""
+    ex = exchange()
+    assert ex.receive_request_head(post()) == ReadBody(limit=5 * 1024 * 1024)
+    assert ex.mcp_method is None
+    batch = b"[" + body("subscriptions/listen") + b"," + body("ping", 2) + b"]"
+    ex.receive_request_body(batch)
+    assert ex.mcp_method == "subscriptions/listen"
+    raw = exchange()
+    forwarded(raw, b"not json")
+    assert raw.mcp_method is None
+
+
 def test_public_url_path_is_an_mcp_path() -> None:
     """JSON-RPC sent to the public URL's path goes to the upstream's MCP path."""
     config = ProxyConfig(mcp=UPSTREAM, public_url="https://mcp.example.com/v1/mcp")

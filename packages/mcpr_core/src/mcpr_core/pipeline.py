@@ -412,6 +412,12 @@ class Exchange:
         return self._kind
 
     @property
+    def mcp_method(self) -> str | None:
+        """The JSON-RPC method of the request (the first member of a batch), once read."""
+        first = self._calls[0].message if self._calls else None
+        return first.method if first is not None else None
+
+    @property
     def captured(self) -> Captured | None:
         """The result of a listing method (tools/list, initialize, …) for schema capture."""
         return self._captured
