@@ -61,6 +61,7 @@ class FakeCloud:
         self.cond = threading.Condition()
         self.received: list[Received] = []
         self.errors: list[BaseException | None] = []  # handler failures (bugs in the fake)
+        self.answered = 0  # requests answered so far
         self._script: deque[Reply] = deque()
         self._hanging = False
         self._release = threading.Event()
@@ -114,9 +115,10 @@ class FakeCloud:
         if hanging:
             self._release.wait(30)
             return None
-        if request.path == INGEST:
-            return scripted or Reply(202)
-        return self._api(request)
+        reply = (scripted or Reply(202)) if request.path == INGEST else self._api(request)
+        with self.cond:
+            self.answered += 1
+        return reply
 
     def _api(self, request: Received) -> Reply:
         route = (request.method, request.path)

@@ -12,6 +12,7 @@ import rich_click as click
 
 from mcpr_cli.commands.query import QUERY_COMMANDS
 from mcpr_cli.commands.schema import schema
+from mcpr_cli.commands.setup import setup
 from mcpr_cli.commands.store import store
 from mcpr_cli.configfile import load
 from mcpr_core.config import Problem
@@ -73,7 +74,9 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
     if loaded.result.config is None:
         sys.exit(1)
     path = loaded.path
-    sys.exit(run_proxy(loaded.result.config, reload=lambda: load(path, flags).result))
+    sys.exit(
+        run_proxy(loaded.result.config, reload=lambda: load(path, flags).result, cloud=loaded.cloud)
+    )
 
 
 @cli.command()
@@ -99,6 +102,7 @@ def validate(config: Path | None) -> None:
 
 for _command in (*QUERY_COMMANDS, schema):
     proxy.add_command(_command)
+proxy.add_command(setup)
 cli.add_command(store)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mcpr_core.config import LoadResult, Problem, env_overrides, load_config
+from mcpr_integrations.cloud import CloudConfig, load_cloud_config
 
 __all__ = ["CONFIG_NAME", "LoadedConfig", "find_config", "load"]
 
@@ -26,6 +27,8 @@ class LoadedConfig:
 
     result: LoadResult
     path: Path | None
+    #: The `[cloud]` table, when it is valid and has a token (and the rest is valid too).
+    cloud: CloudConfig | None = None
 
 
 def find_config(start: Path) -> Path | None:
@@ -60,8 +63,9 @@ def load(
     problems.extend(env_problems)
     overrides = {**env, **{k: v for k, v in flags.items() if v is not None}}
     result = load_config(data, overrides=overrides)
-    if problems:
-        merged = (*problems, *result.problems)
+    cloud, cloud_problems = load_cloud_config(data)
+    if problems or cloud_problems:
+        merged = (*problems, *result.problems, *cloud_problems)
         has_error = any(p.severity == "error" for p in merged)
         result = LoadResult(config=None if has_error else result.config, problems=merged)
-    return LoadedConfig(result=result, path=path)
+    return LoadedConfig(result=result, path=path, cloud=cloud if result.config else None)

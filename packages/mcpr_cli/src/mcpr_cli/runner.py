@@ -11,7 +11,7 @@ import importlib.util
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from mcpr_cli.log import configure_logging
 from mcpr_cli.proxy import RunningProxy, serve
 from mcpr_core.config import LoadResult, ProxyConfig
 from mcpr_core.events import EventSink
+from mcpr_integrations.cloud.config import CloudConfig
+from mcpr_integrations.cloud.sink import CloudSink
 from mcpr_integrations.sqlite import SqliteSink
 from mcpr_integrations.stderr import StderrSink
 from mcpr_integrations.store import StoreError
@@ -37,21 +39,30 @@ _log = structlog.get_logger("mcpr")
 Reloader = Callable[[], LoadResult]
 
 
-def run_proxy(config: ProxyConfig, reload: Reloader | None = None) -> int:
-    """Run until SIGTERM/SIGINT, reloading `[csp]` on SIGHUP; return the exit code."""
+def run_proxy(
+    config: ProxyConfig, reload: Reloader | None = None, *, cloud: CloudConfig | None = None
+) -> int:
+    """Run until SIGTERM/SIGINT, reloading `[csp]` on SIGHUP; return the exit code.
+
+    With `cloud`, events are also uploaded to the mcpr cloud.
+    """
     configure_logging(config.log_format)
     options: dict[str, Any] = {}
     if config.backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True
-    return anyio.run(_main, config, reload, backend=config.backend, backend_options=options)
+    return anyio.run(_main, config, reload, cloud, backend=config.backend, backend_options=options)
 
 
 def _store_error(message: str, exc: BaseException) -> None:
     _log.warning("store_error", message=message, error=str(exc))
 
 
-def open_sinks(config: ProxyConfig) -> list[EventSink]:
-    """The sinks of `mcpr proxy run`: stderr lines (unless off) and the store, if it opens."""
+def _cloud_log(level: int, event: str, fields: Mapping[str, object]) -> None:
+    _log.log(level, event, **fields)
+
+
+def open_sinks(config: ProxyConfig, cloud: CloudConfig | None = None) -> list[EventSink]:
+    """The sinks of `mcpr proxy run`: stderr (unless off), the store if it opens, the cloud."""
     sinks: list[EventSink] = []
     if config.events_format != "off":
         sinks.append(StderrSink(config.events_format))
@@ -59,11 +70,13 @@ def open_sinks(config: ProxyConfig) -> list[EventSink]:
         sinks.append(SqliteSink.open(os.environ, mcpr_version=__version__, on_error=_store_error))
     except StoreError as exc:
         _log.warning("store_unavailable", error=str(exc), hint="the proxy runs without a store")
+    if cloud is not None:
+        sinks.append(CloudSink(cloud, log=_cloud_log))
     return sinks
 
 
-async def _main(config: ProxyConfig, reload: Reloader | None) -> int:
-    sinks = await anyio.to_thread.run_sync(open_sinks, config)
+async def _main(config: ProxyConfig, reload: Reloader | None, cloud: CloudConfig | None) -> int:
+    sinks = await anyio.to_thread.run_sync(open_sinks, config, cloud)
     store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
     bus = EventBus(sinks)
     async with anyio.create_task_group() as tasks:
