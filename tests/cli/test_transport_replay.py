@@ -204,7 +204,7 @@ async def test_replay_emits_one_event(recorded: Recorded) -> None:
                 recorded.method, b"/mcp", recorded.request_headers, recorded.request_body
             )
         await proxy.wait_exchanges(1)
-    [event] = proxy.events
+    [event] = proxy.request_events()
     assert isinstance(event, RequestEvent)
     message = recorded.request_message()
     request_id = _request_id(recorded)

@@ -729,7 +729,12 @@ def test_legacy_session_lifecycle_through_exchanges() -> None:
     """initialize opens the session, later requests carry its client, DELETE ends it."""
     s = session_settings()
     ex = exchange(s)
-    init = body("initialize", 0, clientInfo={"name": "Visual Studio Code", "version": "1.99"})
+    init = body(
+        "initialize",
+        0,
+        protocolVersion="2025-06-18",
+        clientInfo={"name": "Visual Studio Code", "version": "1.99"},
+    )
     forwarded(ex, init)
     answer = b'{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18"}}'
     respond(ex, (*JSON_HEADERS, (b"mcp-session-id", b"s1")), answer)

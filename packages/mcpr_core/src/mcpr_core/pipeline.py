@@ -358,7 +358,9 @@ class Exchange:
         "_response_size",
         "_rewrite_method",
         "_rewritten",
+        "_session_events",
         "_session_id",
+        "_session_info",
         "_settings",
         "_started",
         "_state",
@@ -397,6 +399,8 @@ class Exchange:
         self._captured: Captured | None = None
         self._list_changed: list[str] = []
         self._request_session = False
+        self._session_events: list[ProxyEvent] = []
+        self._session_info: SessionInfo | None = None
         self._failure_status: int | None = None
 
     # -- introspection ---------------------------------------------------------------
@@ -642,6 +646,10 @@ class Exchange:
             sid = routing.header_value(head.headers, b"mcp-session-id")
             if sid is not None:
                 self._session_id = sid.decode("ascii", "replace")
+        # Session bookkeeping happens when the answer starts, not when it ends: a GET
+        # stream opened before a DELETE must not revive its session when it closes.
+        now_ms = self._ts_ms + int((now - self._started) * 1000)
+        self._session_events, self._session_info = self._track_session(now_ms)
         ctype = _content_type(head.headers)
         encoded = routing.header_value(head.headers, b"content-encoding")
         readable = encoded is None or encoded.strip().lower() == b"identity"
@@ -895,8 +903,8 @@ class Exchange:
                     sid,
                     client_name=detail.client_name if detail else None,
                     client_version=detail.client_version if detail else None,
-                    protocol_version=first.protocol_version
-                    or (detail.protocol_version if detail else None),
+                    # the answer's body is not in yet: the version the client asked for
+                    protocol_version=detail.protocol_version if detail else None,
                     now_ms=now_ms,
                 )
             return events, tracker.get(sid)
@@ -929,7 +937,7 @@ class Exchange:
             if self._upstream_at is not None
             else None
         )
-        session_events, session = self._track_session(self._ts_ms + latency_us // 1000)
+        session = self._session_info
         calls = self._calls or [_Call(message=None, detail=None)]
         note = outcome.value
         if self._rewritten and outcome is Outcome.COMPLETED:
@@ -937,7 +945,7 @@ class Exchange:
         elif outcome is Outcome.CLIENT_CLOSED and self._era == "modern":
             # "closing the SSE response stream is the cancellation" (PROTOCOL.md §1.5)
             note = Outcome.CANCELLED.value
-        events: list[ProxyEvent] = session_events
+        events: list[ProxyEvent] = self._session_events
         for index, call in enumerate(calls):
             detail = call.detail
             message = call.message

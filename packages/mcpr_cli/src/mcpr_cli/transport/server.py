@@ -23,6 +23,7 @@ import h11
 import structlog
 from anyio.abc import SocketAttribute
 
+from mcpr_cli.capture import CaptureWorker
 from mcpr_cli.ids import new_event_id
 from mcpr_cli.transport.h11io import READ_SIZE, receive_event, send_event
 from mcpr_cli.transport.upstream import (
@@ -50,6 +51,8 @@ _log = structlog.get_logger("mcpr.transport")
 
 _EOF = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _CLIENT_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+#: Seconds to write the last chunk of a stream ended by the drain deadline.
+_END_STREAM_TIMEOUT = 0.25
 
 
 class _UpstreamBroken(Exception):
@@ -79,6 +82,8 @@ class HandlerStatistics:
     connections_open: int
     exchanges_in_flight: int
     exchanges_total: int
+    #: Exchanges in flight whose request is `subscriptions/listen` (open listen streams).
+    subscriptions_open: int = 0
 
 
 class ConnectionHandler:
@@ -90,11 +95,13 @@ class ConnectionHandler:
         settings: Settings,
         pool: UpstreamPool,
         emit: Callable[[ProxyEvent], None],
+        capture: CaptureWorker | None = None,
     ) -> None:
         self._config = config
         self._settings = settings
         self._pool = pool
         self._emit = emit
+        self._capture = capture
         self._connections = 0
         self._in_flight = 0
         self._total = 0
@@ -102,10 +109,13 @@ class ConnectionHandler:
         self._idle_scopes: set[anyio.CancelScope] = set()
         self._quiet = anyio.Event()
         self._quiet.set()
+        self._listening = 0
+        self._stream_scopes: set[anyio.CancelScope] = set()
+        self._streams_closed = False
 
     def statistics(self) -> HandlerStatistics:
-        """Open connections, exchanges in flight, exchanges handled."""
-        return HandlerStatistics(self._connections, self._in_flight, self._total)
+        """Open connections, exchanges in flight, exchanges handled, open listen streams."""
+        return HandlerStatistics(self._connections, self._in_flight, self._total, self._listening)
 
     def update_settings(self, settings: Settings) -> None:
         """Use `settings` from the next exchange on; exchanges in flight keep theirs."""
@@ -121,6 +131,17 @@ class ConnectionHandler:
         """Wait until no exchange is in flight."""
         while self._in_flight:
             await self._quiet.wait()
+
+    def close_streams(self) -> None:
+        """The drain deadline passed: end every streamed response now, cleanly.
+
+        Each one gets its terminating chunk, so the client sees a complete (if short) SSE
+        stream rather than a cut connection, and reconnects or retries as it would after any
+        stream end. Responses with a Content-Length cannot end early; they are cancelled.
+        """
+        self._streams_closed = True
+        for scope in list(self._stream_scopes):
+            scope.cancel()
 
     async def handle(self, stream: anyio.abc.SocketStream) -> None:
         """Serve one client connection until it closes; never raises (but cancellation)."""
@@ -172,6 +193,8 @@ class ConnectionHandler:
                 self._quiet.set()
             for event in ex.finish(now=time.monotonic(), outcome=outcome):
                 self._emit(event)
+            if self._capture is not None:
+                self._capture.submit(ex.captured, ex.list_changed, time.time_ns() // 1_000_000)
         # Whatever the outcome, a response sent whole after a request read whole leaves the
         # connection reusable: a proxy-made 502/504 carries no `Connection: close`, so closing
         # here would fail the client's next request on it (RFC 9112 §9.6).
@@ -247,7 +270,12 @@ class ConnectionHandler:
             await self._send_reject(conn, stream, step)
             return Outcome.REJECTED
         assert isinstance(step, Forward)
-        return await self._forward(ex, step, conn, stream, request)
+        listening = int(ex.mcp_method == "subscriptions/listen")
+        self._listening += listening
+        try:
+            return await self._forward(ex, step, conn, stream, request)
+        finally:
+            self._listening -= listening
 
     async def _read_body(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, limit: int
@@ -399,8 +427,17 @@ class ConnectionHandler:
                     group.cancel_scope.cancel()
 
             group.start_soon(watch)
-            pumped = await self._pump(ex, upstream, conn, stream)
+            self._stream_scopes.add(group.cancel_scope)
+            try:
+                if self._streams_closed:
+                    group.cancel_scope.cancel()
+                pumped = await self._pump(ex, upstream, conn, stream)
+            finally:
+                self._stream_scopes.discard(group.cancel_scope)
             group.cancel_scope.cancel()
+        if pumped is None and self._streams_closed:
+            await self._end_stream(conn, stream)
+            return Outcome.CANCELLED
         # The pump's own outcome wins when it got to return: a client that hangs up right
         # after the last byte reached it must not turn a complete response into an abort.
         if pumped is not None and pumped is not Outcome.CLIENT_CLOSED:
@@ -448,6 +485,14 @@ class ConnectionHandler:
             return Outcome.CLIENT_CLOSED
 
     # -- writing to the client ------------------------------------------------------------
+
+    async def _end_stream(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> None:
+        """Finish a streamed response early (drain deadline); give up fast on a stuck client."""
+        with anyio.move_on_after(_END_STREAM_TIMEOUT, shield=True):
+            try:
+                await send_event(conn, stream, h11.EndOfMessage())
+            except (*_CLIENT_GONE, h11.LocalProtocolError):
+                return
 
     async def _send_client(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, event: h11.Event
