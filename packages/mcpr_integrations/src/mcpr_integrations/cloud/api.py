@@ -74,8 +74,10 @@ class IngestToken:
 
 
 class CloudAPIError(Exception):
-    """The cloud refused a call (`status` set), could not be reached (`status` None, code
-    `unreachable`) or answered something unreadable (code `bad_response`)."""
+    """A call failed: refused (`status` set), unreachable or unreadable (`status` None).
+
+    `code` is the cloud's error code, else `http_<status>`, `unreachable` or `bad_response`.
+    """
 
     def __init__(self, status: int | None, code: str, message: str) -> None:
         self.status = status
