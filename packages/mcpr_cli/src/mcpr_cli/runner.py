@@ -1,8 +1,18 @@
 """`mcpr proxy run`: the process around a proxy (event loop, signals, sinks, banner, exit code).
 
-Shutdown order: the signal stops the proxy, which drains its in-flight exchanges (each emits
-its events on the way out); only then is the event bus closed, so every event the bus
-accepted reaches the stderr line and the store before the process exits.
+Lifecycle (PRODUCT.md §8):
+
+* Start: the TLS CA file is read, the sinks open, the proxy and then the admin listener bind,
+  the upstream probe starts. A failure to start (port in use, unreadable CA file; a bad
+  configuration is caught earlier, by the command) prints one line and exits 1.
+* The first SIGTERM or SIGINT starts the drain: the listener closes, `/healthz` and `/ready`
+  answer 503, in-flight exchanges get `drain_timeout` to finish (each emits its events on
+  the way out), streamed responses still open at the deadline are ended cleanly, the rest is
+  cancelled. Only then is the event bus closed, so every event the bus accepted reaches the
+  stderr line and the store before the process exits 0.
+* A second SIGTERM or SIGINT during the drain exits at once with `FORCED_EXIT` (130),
+  without waiting for exchanges or sinks.
+* SIGHUP re-reads the configuration and applies `[csp]` (anything else is refused).
 """
 
 from __future__ import annotations
@@ -10,17 +20,22 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import ssl
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import anyio
 import structlog
 
 from mcpr_cli import __version__
+from mcpr_cli.admin import AdminServer, Health, serve_admin
 from mcpr_cli.bus import EventBus
 from mcpr_cli.log import configure_logging
+from mcpr_cli.metrics import Metrics
+from mcpr_cli.probe import UpstreamProbe
 from mcpr_cli.proxy import RunningProxy, serve
 from mcpr_core.config import LoadResult, ProxyConfig
 from mcpr_core.events import EventSink
@@ -30,7 +45,12 @@ from mcpr_integrations.sqlite import SqliteSink
 from mcpr_integrations.stderr import StderrSink
 from mcpr_integrations.store import StoreError
 
-__all__ = ["open_sinks", "run_proxy"]
+__all__ = ["FORCED_EXIT", "open_sinks", "run_proxy"]
+
+#: Exit status when a second SIGTERM/SIGINT cuts the drain short. 130 is what shells report
+#: for a process ended by Ctrl-C (128 + SIGINT), the usual way to insist; and it is not 1,
+#: which means "could not start", so a supervisor can tell a forced stop from a failed start.
+FORCED_EXIT: Final = 130
 
 _log = structlog.get_logger("mcpr")
 
@@ -47,6 +67,9 @@ def run_proxy(
     With `cloud`, events are also uploaded to the mcpr cloud.
     """
     configure_logging(config.log_format)
+    problem = _startup_problem(config)
+    if problem is not None:
+        return _fail(problem)
     options: dict[str, Any] = {}
     if config.backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True
@@ -75,42 +98,123 @@ def open_sinks(config: ProxyConfig, cloud: CloudConfig | None = None) -> list[Ev
     return sinks
 
 
+def _fail(message: str) -> int:
+    """Report a startup failure in one line; the exit status is 1."""
+    print(f"mcpr: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _startup_problem(config: ProxyConfig) -> str | None:
+    """What keeps the proxy from starting, found before anything else opens."""
+    if config.ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=config.ca_file)
+        except OSError as exc:  # missing, unreadable, or no certificate in it (ssl.SSLError)
+            return f"cannot read the TLS CA file {config.ca_file}: {_reason(exc)}"
+    return None
+
+
 async def _main(config: ProxyConfig, reload: Reloader | None, cloud: CloudConfig | None) -> int:
     sinks = await anyio.to_thread.run_sync(open_sinks, config, cloud)
     store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
     bus = EventBus(sinks)
+    metrics = Metrics()
+    metrics.watch_bus(bus.statistics)
     async with anyio.create_task_group() as tasks:
         await tasks.start(bus.run)
         try:
-            code = await _serve_until_signal(config, bus, store, reload)
+            code = await _serve_until_signal(config, bus, metrics, store, reload)
         finally:
             with anyio.CancelScope(shield=True):
                 await bus.aclose()
+        if code == 0:
             stats = bus.statistics()
             _log.info("stopped", events=stats.emitted, events_dropped=stats.dropped)
     return code
 
 
 async def _serve_until_signal(
-    config: ProxyConfig, bus: EventBus, store: Path | None, reload: Reloader | None
+    config: ProxyConfig,
+    bus: EventBus,
+    metrics: Metrics,
+    store: Path | None,
+    reload: Reloader | None,
 ) -> int:
+    emit = metrics.observe_then(bus.emit)
+    health = Health()
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        try:
-            async with serve(config, emit=bus.emit) as running:
-                _banner(running, store)
-                async for signum in signals:
-                    if signum == signal.SIGHUP:
-                        await _reload(running, reload)
-                        continue
-                    _log.info("draining", signal=signal.Signals(signum).name)
-                    break
-        except OSError as exc:
-            print(
-                f"mcpr: cannot listen on {config.bind}:{config.port}: {exc.strerror}",
-                file=sys.stderr,
+        async with AsyncExitStack() as stack:
+            try:
+                running = await stack.enter_async_context(serve(config, emit=emit))
+            except OSError as exc:
+                return _fail(
+                    f"cannot listen on {_address(config.bind, config.port)}: {_reason(exc)}"
+                )
+            metrics.watch_proxy(running.statistics)
+            metrics.watch_sessions(running.sessions.__len__)
+            admin: AdminServer | None = None
+            if config.admin_address is not None:
+                host, port = config.admin_address
+                try:
+                    admin = await stack.enter_async_context(
+                        serve_admin(host, port, metrics=metrics, health=health)
+                    )
+                except OSError as exc:
+                    return _fail(f"cannot listen on {_address(host, port)} (admin): {_reason(exc)}")
+            probe = UpstreamProbe(
+                config,
+                emit=emit,
+                requests_total=lambda: running.statistics().handler.exchanges_total,
+                events_dropped=lambda: bus.statistics().dropped,
             )
-            return 1
+            health.probe = probe
+            metrics.watch_upstream(lambda: probe.status)
+            tasks = await stack.enter_async_context(anyio.create_task_group())
+            _banner(running, store, admin)
+            await tasks.start(probe.run)
+            tasks.start_soon(_handle_signals, signals, running, health, reload)
+            # Returns once a signal stopped the proxy and the drain is over; the admin
+            # listener keeps answering (503) all along, and closes right after.
+            await running.wait_stopped()
+            tasks.cancel_scope.cancel()
     return 0
+
+
+async def _handle_signals(
+    signals: AsyncIterator[int], running: RunningProxy, health: Health, reload: Reloader | None
+) -> None:
+    """SIGHUP reloads; the first SIGTERM/SIGINT drains; a second one exits at once."""
+    async for signum in signals:
+        if signum == signal.SIGHUP:
+            await _reload(running, reload)
+            continue
+        name = signal.Signals(signum).name
+        if not health.draining:
+            _log.info("draining", signal=name, drain_timeout=running.config.drain_timeout)
+            health.begin_drain()
+            running.stop()
+            continue
+        _log.warning("forced_exit", signal=name, reason="second signal while draining")
+        _exit_now(FORCED_EXIT)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Leave the process without waiting for anything: exchanges, sinks, worker threads.
+
+    Events still queued in the bus are lost; the store stays consistent (each batch is one
+    SQLite transaction). This is what the operator asked for by signalling twice.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def _reload(running: RunningProxy, reload: Reloader | None) -> None:
@@ -130,11 +234,12 @@ async def _reload(running: RunningProxy, reload: Reloader | None) -> None:
     _log.info("reloaded", csp_domain=result.config.csp.domain)
 
 
-def _banner(running: RunningProxy, store: Path | None) -> None:
+def _banner(running: RunningProxy, store: Path | None, admin: AdminServer | None) -> None:
     config = running.config
     print(f"mcpr proxy '{config.name}' listening on {running.url}", file=sys.stderr)
     print(f"  upstream  {config.mcp}", file=sys.stderr)
     if config.public_url:
         print(f"  public    {config.public_url}", file=sys.stderr)
     print(f"  store     {store if store is not None else '(none)'}", file=sys.stderr)
+    print(f"  admin     {admin.url if admin is not None else '(off)'}", file=sys.stderr)
     sys.stderr.flush()
