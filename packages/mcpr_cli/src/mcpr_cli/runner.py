@@ -22,6 +22,7 @@ import os
 import signal
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -39,13 +40,15 @@ from mcpr_cli.probe import UpstreamProbe
 from mcpr_cli.proxy import RunningProxy, serve
 from mcpr_core.config import LoadResult, ProxyConfig
 from mcpr_core.events import EventSink
+from mcpr_core.schema import SchemaCapture
 from mcpr_integrations.cloud.config import CloudConfig
 from mcpr_integrations.cloud.sink import CloudSink
 from mcpr_integrations.sqlite import SqliteSink
 from mcpr_integrations.stderr import StderrSink
 from mcpr_integrations.store import StoreError
+from mcpr_integrations.store.server_schema import load_snapshots
 
-__all__ = ["FORCED_EXIT", "open_sinks", "run_proxy"]
+__all__ = ["FORCED_EXIT", "open_sinks", "run_proxy", "seeded_capture"]
 
 #: Exit status when a second SIGTERM/SIGINT cuts the drain short. 130 is what shells report
 #: for a process ended by Ctrl-C (128 + SIGINT), the usual way to insist; and it is not 1,
@@ -122,16 +125,35 @@ def _startup_problem(config: ProxyConfig) -> str | None:
     return None
 
 
+def seeded_capture(config: ProxyConfig, store: Path | None) -> SchemaCapture:
+    """Schema capture primed with the last stored snapshots: an unchanged upstream makes no
+    new version after a restart. A store that cannot be read only costs that priming."""
+    capture = SchemaCapture(config.name, config.mcp)
+    if store is None:
+        return capture
+    try:
+        rows = load_snapshots(
+            store, proxy=config.name, upstream_url=config.mcp, now_ms=time.time_ns() // 1_000_000
+        )
+    except StoreError as exc:
+        _log.warning("schema_snapshots_unavailable", error=str(exc))
+        return capture
+    for row in rows:
+        capture.load(row.method, row.payload, row.schema_hash)
+    return capture
+
+
 async def _main(config: ProxyConfig, reload: Reloader | None, cloud: CloudConfig | None) -> int:
     sinks = await anyio.to_thread.run_sync(open_sinks, config, cloud)
     store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
+    capture = await anyio.to_thread.run_sync(seeded_capture, config, store)
     bus = EventBus(sinks)
     metrics = Metrics()
     metrics.watch_bus(bus.statistics)
     async with anyio.create_task_group() as tasks:
         await tasks.start(bus.run)
         try:
-            code = await _serve_until_signal(config, bus, metrics, store, reload)
+            code = await _serve_until_signal(config, bus, metrics, store, reload, capture)
         finally:
             with anyio.CancelScope(shield=True):
                 await bus.aclose()
@@ -147,13 +169,14 @@ async def _serve_until_signal(
     metrics: Metrics,
     store: Path | None,
     reload: Reloader | None,
+    capture: SchemaCapture,
 ) -> int:
     emit = metrics.observe_then(bus.emit)
     health = Health()
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with AsyncExitStack() as stack:
             try:
-                running = await stack.enter_async_context(serve(config, emit=emit))
+                running = await stack.enter_async_context(serve(config, emit=emit, capture=capture))
             except OSError as exc:
                 return _fail(
                     f"cannot listen on {_address(config.bind, config.port)}: {_reason(exc)}"
