@@ -38,7 +38,8 @@ class ProxyProcess:
     """`mcpr proxy run CONFIG` as a child process, with its stderr in a file."""
 
     def __init__(self, config: Path, stderr: Path) -> None:
-        env = {**os.environ, "MCPR_DB": str(config.parent / "store.db")}
+        # No admin listener: its default port (9901) may be taken by another run.
+        env = {**os.environ, "MCPR_DB": str(config.parent / "store.db"), "MCPR_ADMIN": "none"}
         self.stderr_path = stderr
         self._stderr = stderr.open("wb")
         self.proc = subprocess.Popen(
