@@ -31,8 +31,8 @@ def tests_core(session: nox.Session) -> None:
 
 @nox.session(name="tests-integrations")
 def tests_integrations(session: nox.Session) -> None:
-    """Tests of the sinks and the store."""
-    sync(session, "--package", "mcpr-integrations")
+    """Tests of the sinks (the OpenTelemetry one included) and the store."""
+    sync(session, "--package", "mcpr-integrations", "--extra", "otel")
     session.run("pytest", "tests/integrations", *session.posargs)
 
 
@@ -46,7 +46,7 @@ def tests_cli(session: nox.Session) -> None:
 @nox.session(name="tests-e2e")
 def tests_e2e(session: nox.Session) -> None:
     """The real proxy in front of a real MCP SDK server, driven by the SDK's own client."""
-    sync(session, "--all-packages", "--group", "e2e")
+    sync(session, "--all-packages", "--all-extras", "--group", "e2e")
     session.run("pytest", "tests/e2e", *session.posargs)
 
 
@@ -61,6 +61,6 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the three packages and the tests; internal version ranges checked."""
-    sync(session, "--all-packages", "--group", "e2e")
+    sync(session, "--all-packages", "--all-extras", "--group", "e2e")
     session.run("mypy")
     session.run("uv", "pip", "check", env={"VIRTUAL_ENV": session.virtualenv.location})
