@@ -9,6 +9,8 @@
   so on asyncio and on trio.
 - `proxy_events` (function): the events mcpr emitted while the test ran; always empty for
   `direct`.
+- `registry_home` (function, autouse): `MCPR_HOME` set to a fresh folder, so the proxies a
+  test starts register there and not in `~/.mcpr`.
 
 Run only the server half with `pytest tests/e2e -k direct`.
 """
@@ -99,6 +101,20 @@ def mcp_server_url(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def registry_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A registry folder of the test's own (`MCPR_HOME`), inherited by the mcpr it starts.
+
+    `mcpr proxy run` claims its name in the registry: without this, tests would write into
+    the real `~/.mcpr`, and two test runs at once would refuse each other's proxies.
+    """
+    home = tmp_path_factory.mktemp("mcpr-home")
+    monkeypatch.setenv("MCPR_HOME", str(home))
+    return home
 
 
 @pytest.fixture

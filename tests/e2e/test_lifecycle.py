@@ -69,6 +69,7 @@ def _write_config(tmp_path: Path, **settings: Any) -> Path:
 def _run(config: Path, tmp_path: Path, stderr_path: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPR_")}
     env["MCPR_DB"] = str(tmp_path / "store.db")
+    env["MCPR_HOME"] = str(tmp_path / "mcpr-home")
     with stderr_path.open("wb") as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", "mcpr_cli", "proxy", "run", str(config)],

@@ -11,6 +11,7 @@ from typing import Any
 import rich_click as click
 
 from mcpr_cli.commands.query import QUERY_COMMANDS
+from mcpr_cli.commands.registry import REGISTRY_COMMANDS
 from mcpr_cli.commands.schema import schema
 from mcpr_cli.commands.setup import setup
 from mcpr_cli.commands.store import store
@@ -75,7 +76,12 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
         sys.exit(1)
     path = loaded.path
     sys.exit(
-        run_proxy(loaded.result.config, reload=lambda: load(path, flags).result, cloud=loaded.cloud)
+        run_proxy(
+            loaded.result.config,
+            reload=lambda: load(path, flags).result,
+            cloud=loaded.cloud,
+            config_path=path,
+        )
     )
 
 
@@ -100,7 +106,7 @@ def validate(config: Path | None) -> None:
     click.echo(f"{where}: ok ({warnings} warning(s)); upstream {result.config.mcp}")
 
 
-for _command in (*QUERY_COMMANDS, schema):
+for _command in (*QUERY_COMMANDS, schema, *REGISTRY_COMMANDS):
     proxy.add_command(_command)
 proxy.add_command(setup)
 cli.add_command(store)

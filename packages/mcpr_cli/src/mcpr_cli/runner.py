@@ -2,9 +2,12 @@
 
 Lifecycle (PRODUCT.md §8):
 
-* Start: the TLS CA file is read, the sinks open, the proxy and then the admin listener bind,
-  the upstream probe starts. A failure to start (port in use, unreadable CA file; a bad
-  configuration is caught earlier, by the command) prints one line and exits 1.
+* Start: the TLS CA file is read, the proxy's name is claimed in the local registry
+  (`mcpr_cli.registry`; another live proxy of that name is a startup failure), the sinks
+  open, the proxy and then the admin listener bind, the upstream probe starts, and the
+  registry entry says `running`, with the port and URLs. A failure to start (port in use,
+  unreadable CA file; a bad configuration is caught earlier, by the command) prints one line
+  and exits 1.
 * The first SIGTERM or SIGINT starts the drain: the listener closes, `/healthz` and `/ready`
   answer 503, in-flight exchanges get `drain_timeout` to finish (each emits its events on
   the way out), streamed responses still open at the deadline are ended cleanly, the rest is
@@ -12,7 +15,9 @@ Lifecycle (PRODUCT.md §8):
   stderr line and the store before the process exits 0.
 * A second SIGTERM or SIGINT during the drain exits at once with `FORCED_EXIT` (130),
   without waiting for exchanges or sinks.
-* SIGHUP re-reads the configuration and applies `[csp]` (anything else is refused).
+* SIGHUP re-reads the configuration and applies `[csp]` (anything else is refused); the
+  outcome goes into the registry entry too, for `mcpr proxy reload`.
+* Once the drain is over and the bus closed, the entry is marked `stopped` and unlocked.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from mcpr_cli.log import configure_logging
 from mcpr_cli.metrics import Metrics
 from mcpr_cli.probe import UpstreamProbe
 from mcpr_cli.proxy import RunningProxy, serve
+from mcpr_cli.registry import Registration, Registry, RegistryError, ReloadOutcome
 from mcpr_core.config import LoadResult, ProxyConfig
 from mcpr_core.events import EventSink
 from mcpr_core.schema import SchemaCapture
@@ -63,11 +69,16 @@ Reloader = Callable[[], LoadResult]
 
 
 def run_proxy(
-    config: ProxyConfig, reload: Reloader | None = None, *, cloud: CloudConfig | None = None
+    config: ProxyConfig,
+    reload: Reloader | None = None,
+    *,
+    cloud: CloudConfig | None = None,
+    config_path: Path | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT, reloading `[csp]` on SIGHUP; return the exit code.
 
-    With `cloud`, events are also uploaded to the mcpr cloud.
+    With `cloud`, events are also uploaded to the mcpr cloud. `config_path` is recorded in
+    the registry entry.
     """
     configure_logging(config.log_format)
     problem = _startup_problem(config)
@@ -76,7 +87,25 @@ def run_proxy(
     options: dict[str, Any] = {}
     if config.backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True
-    return anyio.run(_main, config, reload, cloud, backend=config.backend, backend_options=options)
+    registry = Registry.from_environ()
+    try:
+        registration = registry.acquire(config, config_path=config_path)
+    except RegistryError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot register the proxy in {registry.root}: {_reason(exc)}")
+    with registration:
+        code = anyio.run(
+            _main,
+            config,
+            reload,
+            cloud,
+            registration,
+            backend=config.backend,
+            backend_options=options,
+        )
+        registration.exit_code = code
+    return code
 
 
 def _store_error(message: str, exc: BaseException) -> None:
@@ -143,7 +172,12 @@ def seeded_capture(config: ProxyConfig, store: Path | None) -> SchemaCapture:
     return capture
 
 
-async def _main(config: ProxyConfig, reload: Reloader | None, cloud: CloudConfig | None) -> int:
+async def _main(
+    config: ProxyConfig,
+    reload: Reloader | None,
+    cloud: CloudConfig | None,
+    registration: Registration,
+) -> int:
     sinks = await anyio.to_thread.run_sync(open_sinks, config, cloud)
     store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
     capture = await anyio.to_thread.run_sync(seeded_capture, config, store)
@@ -153,7 +187,9 @@ async def _main(config: ProxyConfig, reload: Reloader | None, cloud: CloudConfig
     async with anyio.create_task_group() as tasks:
         await tasks.start(bus.run)
         try:
-            code = await _serve_until_signal(config, bus, metrics, store, reload, capture)
+            code = await _serve_until_signal(
+                config, bus, metrics, store, reload, capture, registration
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 await bus.aclose()
@@ -170,6 +206,7 @@ async def _serve_until_signal(
     store: Path | None,
     reload: Reloader | None,
     capture: SchemaCapture,
+    registration: Registration,
 ) -> int:
     emit = metrics.observe_then(bus.emit)
     health = Health()
@@ -202,8 +239,10 @@ async def _serve_until_signal(
             metrics.watch_upstream(lambda: probe.status)
             tasks = await stack.enter_async_context(anyio.create_task_group())
             _banner(running, store, admin)
+            admin_url = admin.url if admin is not None else None
+            registration.publish(port=running.port, local_url=running.url, admin_url=admin_url)
             await tasks.start(probe.run)
-            tasks.start_soon(_handle_signals, signals, running, health, reload)
+            tasks.start_soon(_handle_signals, signals, running, health, reload, registration)
             # Returns once a signal stopped the proxy and the drain is over; the admin
             # listener keeps answering (503) all along, and closes right after.
             await running.wait_stopped()
@@ -212,17 +251,22 @@ async def _serve_until_signal(
 
 
 async def _handle_signals(
-    signals: AsyncIterator[int], running: RunningProxy, health: Health, reload: Reloader | None
+    signals: AsyncIterator[int],
+    running: RunningProxy,
+    health: Health,
+    reload: Reloader | None,
+    registration: Registration,
 ) -> None:
     """SIGHUP reloads; the first SIGTERM/SIGINT drains; a second one exits at once."""
     async for signum in signals:
         if signum == signal.SIGHUP:
-            await _reload(running, reload)
+            registration.record_reload(await _reload(running, reload))
             continue
         name = signal.Signals(signum).name
         if not health.draining:
             _log.info("draining", signal=name, drain_timeout=running.config.drain_timeout)
             health.begin_drain()
+            registration.draining()
             running.stop()
             continue
         _log.warning("forced_exit", signal=name, reason="second signal while draining")
@@ -240,21 +284,24 @@ def _exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-async def _reload(running: RunningProxy, reload: Reloader | None) -> None:
+async def _reload(running: RunningProxy, reload: Reloader | None) -> ReloadOutcome:
     """SIGHUP: re-read the configuration and apply `[csp]`; refuse anything else, loudly."""
     if reload is None:
-        _log.warning("reload_ignored", reason="no configuration source to re-read")
-        return
+        reason = "no configuration source to re-read"
+        _log.warning("reload_ignored", reason=reason)
+        return ReloadOutcome(applied=False, reason=reason)
     result = await anyio.to_thread.run_sync(reload)
     if result.config is None:
         problems = [f"{p.path}: {p.message}" for p in result.problems if p.severity == "error"]
         _log.error("reload_rejected", reason="invalid configuration", problems=problems)
-        return
+        return ReloadOutcome(False, "invalid configuration", tuple(problems))
     refused = running.reload(result.config)
     if refused:
-        _log.error("reload_rejected", reason="these settings need a restart", fields=list(refused))
-        return
+        reason = "these settings need a restart"
+        _log.error("reload_rejected", reason=reason, fields=list(refused))
+        return ReloadOutcome(False, reason, refused)
     _log.info("reloaded", csp_domain=result.config.csp.domain)
+    return ReloadOutcome(applied=True)
 
 
 def _banner(running: RunningProxy, store: Path | None, admin: AdminServer | None) -> None:

@@ -1,0 +1,453 @@
+"""The local registry of proxies: one folder per name under `~/.mcpr/proxies/`.
+
+Rules of this module:
+
+* Every `mcpr proxy run` owns `proxies/<name>/proxy.lock` for its whole life: the file is
+  opened and locked (`flock`, exclusive) before anything binds, and stays locked until the
+  process ends, however it ends, since the kernel drops the lock of a dead process. The lock,
+  not the file's content, says whether a proxy of that name runs; a second one is refused
+  with the first one's pid.
+* The same file carries the proxy's entry as one JSON object (pid, state, port, URLs, config
+  path, start time, the last reload's outcome). Only the lock holder writes it, and in place,
+  because a rename would swap the inode under the lock: the new text first, then a truncate,
+  so a reader that races a write sees invalid JSON at worst, and reads again.
+* A clean exit marks the entry `stopped` (with the exit code), then unlocks. The folder stays,
+  for `mcpr proxy list`, until `mcpr proxy delete` removes it.
+* An entry that is not `stopped` while nobody holds its lock was left by a process that died
+  (SIGKILL, a crash, a forced exit). It is *stale*: listed as such, and reclaimed by the next
+  proxy of that name.
+
+The folder is `$MCPR_HOME/proxies` when `MCPR_HOME` is set, else `$HOME/.mcpr/proxies`.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from mcpr_core.config import ProxyConfig
+
+__all__ = [
+    "LOCK_NAME",
+    "ProxyAlreadyRunning",
+    "ProxyEntry",
+    "ProxyNotFound",
+    "ProxyState",
+    "ProxyStatus",
+    "Registration",
+    "Registry",
+    "RegistryError",
+    "ReloadOutcome",
+    "ReloadRecord",
+    "lock_held",
+    "pid_alive",
+]
+
+#: The file in a proxy's folder that is both its lock and its entry.
+LOCK_NAME: Final = "proxy.lock"
+#: Version of the entry's JSON shape, written as `version`.
+ENTRY_VERSION: Final = 1
+#: How long a starting proxy retries a lock held by something other than a live proxy (a
+#: `mcpr proxy list` probing it, or a proxy in its last instant), before calling it a clash.
+ACQUIRE_PATIENCE: Final = 1.0
+#: Reads of an entry that a concurrent write tore, before the entry counts as unreadable.
+_READ_ATTEMPTS: Final = 20
+
+_log = structlog.get_logger("mcpr")
+
+
+class ProxyState(enum.StrEnum):
+    """Where a proxy is in its life; `stale` is never written, only observed."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    STALE = "stale"
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done; the message is written for users."""
+
+
+class ProxyAlreadyRunning(RegistryError):
+    """Another live process holds the lock of this name."""
+
+    def __init__(self, name: str, pid: int | None, path: Path) -> None:
+        who = f"pid {pid}" if pid is not None else "another process"
+        super().__init__(f"a proxy named '{name}' is already running ({who}; {path})")
+        self.name = name
+        self.pid = pid
+
+
+class ProxyNotFound(RegistryError):
+    """No folder of this name in the registry."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        super().__init__(f"no proxy named '{name}' in {root}")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What a SIGHUP did: applied, or rejected for `reason` (with the problems or fields)."""
+
+    applied: bool
+    reason: str = ""
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadRecord:
+    """The last reload of a proxy; `seq` counts the reloads of this process from 1."""
+
+    seq: int
+    at_ms: int
+    outcome: ReloadOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyEntry:
+    """What a proxy wrote about itself (timestamps in unix milliseconds)."""
+
+    name: str
+    pid: int
+    state: ProxyState
+    started_ms: int
+    upstream_url: str
+    port: int | None = None
+    local_url: str | None = None
+    public_url: str | None = None
+    admin_url: str | None = None
+    config_path: str | None = None
+    drain_timeout: float | None = None
+    stopped_ms: int | None = None
+    exit_code: int | None = None
+    last_reload: ReloadRecord | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object stored in the lock file."""
+        data = asdict(self)
+        data["state"] = self.state.value
+        return {"version": ENTRY_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProxyEntry:
+        """Parse a stored object; ValueError when it is not an entry this version can read."""
+        try:
+            reload = data.get("last_reload")
+            record = None
+            if reload is not None:
+                outcome = reload["outcome"]
+                record = ReloadRecord(
+                    seq=int(reload["seq"]),
+                    at_ms=int(reload["at_ms"]),
+                    outcome=ReloadOutcome(
+                        applied=bool(outcome["applied"]),
+                        reason=str(outcome["reason"]),
+                        details=tuple(str(d) for d in outcome["details"]),
+                    ),
+                )
+            return cls(
+                name=str(data["name"]),
+                pid=int(data["pid"]),
+                state=ProxyState(data["state"]),
+                started_ms=int(data["started_ms"]),
+                upstream_url=str(data["upstream_url"]),
+                port=_opt_int(data.get("port")),
+                local_url=_opt_str(data.get("local_url")),
+                public_url=_opt_str(data.get("public_url")),
+                admin_url=_opt_str(data.get("admin_url")),
+                config_path=_opt_str(data.get("config_path")),
+                drain_timeout=_opt_float(data.get("drain_timeout")),
+                stopped_ms=_opt_int(data.get("stopped_ms")),
+                exit_code=_opt_int(data.get("exit_code")),
+                last_reload=record,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a proxy entry: {exc!r}") from exc
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStatus:
+    """A registry folder as seen from outside: the observed state, and the entry if readable."""
+
+    name: str
+    state: ProxyState
+    path: Path
+    entry: ProxyEntry | None = None
+
+    @property
+    def running(self) -> bool:
+        """A live process holds the lock (starting, running or draining)."""
+        return self.state in (ProxyState.STARTING, ProxyState.RUNNING, ProxyState.DRAINING)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`name`, the observed `state` and the entry's fields (null when unreadable)."""
+        fields: dict[str, Any] = {}
+        if self.entry is not None:
+            fields = self.entry.to_dict()
+            del fields["version"]
+        return {**fields, "name": self.name, "state": self.state.value, "path": str(self.path)}
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (possibly another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _check_name(name: str) -> None:
+    # Config validation allows [A-Za-z0-9._-]{1,64}; "." and ".." would not name a folder.
+    if not name or name in (".", "..") or any(not (c.isalnum() or c in "._-") for c in name):
+        raise RegistryError(f"'{name}' cannot name a registry folder")
+
+
+def lock_held(path: Path) -> bool:
+    """Whether another open file description holds a lock on `path` (False if it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the shared lock, if taken
+    return False
+
+
+def _read_entry(path: Path) -> ProxyEntry | None:
+    """The entry in `path`, or None when it is missing, empty or unreadable."""
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        if not text.strip():
+            return None
+        try:
+            return ProxyEntry.from_dict(json.loads(text))
+        except ValueError:  # a torn read (retry), or a file that is not an entry
+            if attempt + 1 < _READ_ATTEMPTS:
+                time.sleep(0.005)
+    return None
+
+
+class Registry:
+    """The proxies folder: look at entries, claim one, delete one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Registry:
+        """`$MCPR_HOME/proxies`, else `$HOME/.mcpr/proxies` (the home of the user otherwise)."""
+        env = os.environ if environ is None else environ
+        home = env.get("MCPR_HOME", "")
+        if home:
+            return cls(Path(home).expanduser() / "proxies")
+        user = env.get("HOME", "")
+        return cls((Path(user) if user else Path.home()) / ".mcpr" / "proxies")
+
+    def lock_path(self, name: str) -> Path:
+        """The lock file (and entry) of the proxy `name`."""
+        _check_name(name)
+        return self.root / name / LOCK_NAME
+
+    def status(self, name: str) -> ProxyStatus:
+        """The observed state of `name`; ProxyNotFound when it has no folder."""
+        path = self.lock_path(name)
+        if not path.parent.is_dir():
+            raise ProxyNotFound(name, self.root)
+        held = lock_held(path)
+        entry = _read_entry(path)
+        if not held and (entry is None or entry.state is not ProxyState.STOPPED):
+            # A proxy may have claimed the name between the look at the lock and the read.
+            held = lock_held(path)
+        if entry is not None and entry.state is ProxyState.STOPPED:
+            state = ProxyState.STOPPED
+        elif held:
+            state = entry.state if entry is not None else ProxyState.STARTING
+        else:
+            state = ProxyState.STALE
+        return ProxyStatus(name, state, path, entry)
+
+    def list(self) -> list[ProxyStatus]:
+        """Every folder of the registry, by name."""
+        try:
+            names = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        except FileNotFoundError:
+            return []
+        statuses = []
+        for name in names:
+            try:
+                statuses.append(self.status(name))
+            except RegistryError:  # a folder someone else made, or deleted meanwhile
+                continue
+        return statuses
+
+    def delete(self, name: str) -> ProxyStatus:
+        """Remove the folder of `name` unless a process holds its lock; return what it was."""
+        status = self.status(name)
+        fd = os.open(status.path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = status.entry.pid if status.entry is not None else None
+                raise RegistryError(
+                    f"proxy '{name}' is running (pid {pid}); stop it first: mcpr proxy stop {name}"
+                ) from None
+            # A proxy starting now finds its file unlinked after it locks, and makes a new one.
+            shutil.rmtree(status.path.parent)
+        finally:
+            os.close(fd)
+        return status
+
+    def acquire(self, config: ProxyConfig, *, config_path: Path | None = None) -> Registration:
+        """Claim `config.name` for this process, or raise ProxyAlreadyRunning.
+
+        The entry says `starting` until `Registration.publish`.
+        """
+        path = self.lock_path(config.name)
+        deadline = time.monotonic() + ACQUIRE_PATIENCE
+        while True:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                entry = _read_entry(path)
+                live = (
+                    entry is not None
+                    and entry.state is not ProxyState.STOPPED
+                    and pid_alive(entry.pid)
+                )
+                if live or time.monotonic() > deadline:
+                    raise ProxyAlreadyRunning(
+                        config.name, entry.pid if entry is not None else None, path.parent
+                    ) from None
+                time.sleep(0.01)  # someone probing the lock lets go within microseconds
+                continue
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # deleted between open and lock: start over with a new file
+        previous = _read_entry(path)
+        if previous is not None and previous.state is not ProxyState.STOPPED:
+            _log.warning("registry_stale_reclaimed", proxy=config.name, pid=previous.pid)
+        entry = ProxyEntry(
+            name=config.name,
+            pid=os.getpid(),
+            state=ProxyState.STARTING,
+            started_ms=_now_ms(),
+            upstream_url=config.mcp,
+            port=config.port or None,
+            public_url=config.public_url,
+            config_path=str(config_path.resolve()) if config_path is not None else None,
+            drain_timeout=config.drain_timeout,
+        )
+        registration = Registration(fd, path, entry)
+        registration.write()
+        return registration
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
+
+
+@dataclass(eq=False)
+class Registration:
+    """This process's claim on its name: the locked file and the entry it writes there.
+
+    A failure to write the entry is logged and the proxy keeps running: only the lock
+    matters for exclusion. `release` (or leaving the `with` block) marks it stopped.
+    """
+
+    fd: int
+    path: Path
+    entry: ProxyEntry
+    exit_code: int | None = None
+
+    def __enter__(self) -> Registration:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release(self.exit_code)
+
+    def write(self) -> None:
+        """Write the entry over the file's content, in place (the lock stays on this inode)."""
+        data = (json.dumps(self.entry.to_dict(), separators=(",", ":")) + "\n").encode()
+        try:
+            os.pwrite(self.fd, data, 0)
+            os.ftruncate(self.fd, len(data))
+        except OSError as exc:
+            _log.warning("registry_write_failed", path=str(self.path), error=str(exc))
+
+    def _update(self, **changes: Any) -> None:
+        if self.fd >= 0:
+            self.entry = replace(self.entry, **changes)
+            self.write()
+
+    def publish(self, *, port: int, local_url: str, admin_url: str | None) -> None:
+        """The proxy listens: record where, and mark it running."""
+        self._update(state=ProxyState.RUNNING, port=port, local_url=local_url, admin_url=admin_url)
+
+    def set_public_url(self, url: str | None) -> None:
+        """Record the URL clients outside reach the proxy by (a tunnel's, for instance)."""
+        self._update(public_url=url)
+
+    def draining(self) -> None:
+        """A stop signal arrived: the proxy drains."""
+        self._update(state=ProxyState.DRAINING)
+
+    def record_reload(self, outcome: ReloadOutcome) -> ReloadRecord:
+        """Record a reload's outcome under the next sequence number, for `mcpr proxy reload`."""
+        last = self.entry.last_reload
+        record = ReloadRecord(seq=(last.seq if last else 0) + 1, at_ms=_now_ms(), outcome=outcome)
+        self._update(last_reload=record)
+        return record
+
+    def release(self, exit_code: int | None = None) -> None:
+        """Mark the entry stopped, then unlock (once; later calls do nothing)."""
+        if self.fd < 0:
+            return
+        self._update(state=ProxyState.STOPPED, stopped_ms=_now_ms(), exit_code=exit_code)
+        fd, self.fd = self.fd, -1
+        os.close(fd)  # drops the lock
