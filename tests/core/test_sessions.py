@@ -135,12 +135,12 @@ def test_refused_unknown_session_is_not_adopted(status: int) -> None:
     assert "made-up" not in t
 
 
-def test_404_ends_a_known_session_as_not_found() -> None:
+def test_404_ends_a_known_session_as_upstream_gone() -> None:
     """The upstream forgot the session: a 404 to a request in it ends it."""
     t = tracker()
     start(t, "s1")
     assert t.on_response("s1", status=404, now_ms=T0 + 1) == [
-        SessionEnd(session_id="s1", ts=T0 + 1, proxy="p", reason="not_found")
+        SessionEnd(session_id="s1", ts=T0 + 1, proxy="p", reason="upstream_gone")
     ]
     assert t.get("s1") is None
 
@@ -156,12 +156,12 @@ def test_accepted_delete_ends_the_session(status: int) -> None:
     assert "s1" not in t
 
 
-def test_delete_answered_404_ends_the_session_as_not_found() -> None:
-    """A DELETE of a session the upstream no longer has ends it as `not_found`."""
+def test_delete_answered_404_ends_the_session_as_upstream_gone() -> None:
+    """A DELETE of a session the upstream no longer has ends it as `upstream_gone`."""
     t = tracker()
     start(t, "s1")
     assert t.on_delete("s1", T0 + 1, status=404) == [
-        SessionEnd(session_id="s1", ts=T0 + 1, proxy="p", reason="not_found")
+        SessionEnd(session_id="s1", ts=T0 + 1, proxy="p", reason="upstream_gone")
     ]
 
 
@@ -316,7 +316,7 @@ def test_statistics_and_repr() -> None:
         started=3,
         adopted=2,
         deleted=1,
-        not_found=1,
+        upstream_gone=1,
         expired=1,
         evicted=1,
         shutdown=1,

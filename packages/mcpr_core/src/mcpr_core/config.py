@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from mcpr_core.fleet import check_replica
 from mcpr_core.routing import UpstreamURL, parse_upstream_url
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "RESERVED_TABLES",
     "CspConfig",
     "CspDirective",
+    "FleetConfig",
     "LoadResult",
     "Problem",
     "ProxyConfig",
@@ -104,6 +106,18 @@ class CspConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """The `[fleet]` table: this proxy's name among the replicas behind one load balancer.
+
+    With `replica` set, every session id the upstream mints reaches the client as
+    `replica + "." + id`, so a balancer can route on it (`mcpr_core.fleet`); None (the
+    default) changes nothing.
+    """
+
+    replica: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyConfig:
     """One proxy's configuration. Build it with `load_config`, which validates every field.
 
@@ -131,6 +145,9 @@ class ProxyConfig:
     idle_timeout: float = 75.0  # nginx's keepalive_timeout default
     ca_file: str | None = None
     session_ttl: float = 3600.0
+    # An SSE comment written on a response stream idle this long (0 = never), so that load
+    # balancers with idle timeouts keep long tool calls and listen streams open.
+    sse_keepalive: float = 0.0
     admin: str = "127.0.0.1:9901"
     # The upstream health probe (PRODUCT.md §8): an `initialize` every 10 s, 5 s to answer.
     probe_interval: float = 10.0
@@ -138,6 +155,7 @@ class ProxyConfig:
     log_format: Literal["auto", "pretty", "json"] = "auto"
     events_format: Literal["pretty", "json", "off"] = "pretty"
     csp: CspConfig = CspConfig()
+    fleet: FleetConfig = FleetConfig()
     _upstream: UpstreamURL = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -396,6 +414,10 @@ def _admin(value: object) -> str:
     return "none" if _split_address(text) is None else text
 
 
+def _replica(value: object) -> str:
+    return check_replica(_string(value))
+
+
 def _bind(value: object) -> str:
     return _check_host(_string(value))
 
@@ -463,6 +485,7 @@ _KEYS: dict[str, _Key] = {
     "idle_timeout": _Key(_DURATION),
     "ca_file": _Key(_string),
     "session_ttl": _Key(_DURATION),
+    "sse_keepalive": _Key(_duration(allow_zero=True)),  # 0 = off
     "admin": _Key(_admin),
     "probe_interval": _Key(_DURATION),
     "probe_timeout": _Key(_DURATION),
@@ -472,6 +495,7 @@ _KEYS: dict[str, _Key] = {
 # Flat override keys that land inside a table (flags and environment are flat).
 _NESTED_OVERRIDES: dict[str, tuple[str, str, _Key]] = {
     "csp_domain": ("csp", "domain", _Key(_csp_domain)),
+    "fleet_replica": ("fleet", "replica", _Key(_replica)),
 }
 
 
@@ -569,6 +593,16 @@ def _load_widget(out: _Collector, path: str, value: object) -> WidgetRule | None
     return WidgetRule(**fields)
 
 
+def _load_fleet(out: _Collector, value: object) -> FleetConfig | None:
+    table = out.table("fleet", value, ["replica"])
+    if table is None:
+        return None
+    if "replica" not in table:
+        return FleetConfig()
+    replica = out.check("fleet.replica", _replica, table["replica"])
+    return None if replica is None else FleetConfig(replica=replica)
+
+
 def _load_csp(out: _Collector, value: object) -> CspConfig | None:
     table = out.table("csp", value, ["domain", "ui_domain", *_DIRECTIVES, "widget"])
     if table is None:
@@ -604,7 +638,8 @@ def load_config(
 
     `overrides` holds top-level keys from flags and `env_overrides` (already merged by the
     caller, flags winning); a None value means "not given" and is skipped; `csp_domain`
-    sets `csp.domain`. Tables named in RESERVED_TABLES are left to their owners.
+    sets `csp.domain` and `fleet_replica` sets `fleet.replica`. Tables named in
+    RESERVED_TABLES are left to their owners.
     """
     merged: dict[str, Any] = dict(data)
     for key, value in overrides.items():
@@ -624,10 +659,12 @@ def load_config(
             continue
         if key == "csp":
             values["csp"] = _load_csp(out, value)
+        elif key == "fleet":
+            values["fleet"] = _load_fleet(out, value)
         elif key in _KEYS:
             values[key] = out.check(key, _KEYS[key].check, value)
         else:
-            out.problems.append(_unknown(key, str(key), [*_KEYS, "csp"]))
+            out.problems.append(_unknown(key, str(key), [*_KEYS, "csp", "fleet"]))
     if "mcp" not in merged:
         message = 'required: the upstream MCP server URL, e.g. mcp = "http://127.0.0.1:8000/mcp"'
         out.problems.append(Problem("mcp", message, "error"))
@@ -661,9 +698,11 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], tuple[Pro
 
     Every top-level scalar or list key has one (`MCPR_PORT`, `MCPR_ALLOWED_ORIGINS` as a
     comma list, `MCPR_STRICT_HEADERS` as true/false/1/0/yes/no/on/off, …), plus
-    `MCPR_CSP_DOMAIN` for `csp.domain`. Empty variables count as unset; other `MCPR_*`
-    variables (such as `MCPR_DB`) are not ours and are ignored. Problems use the path
-    `env MCPR_<KEY>`; a variable with a problem is left out of the overrides.
+    `MCPR_CSP_DOMAIN` for `csp.domain` and `MCPR_FLEET_REPLICA` for `fleet.replica` (a
+    Kubernetes pod can take its own name from the downward API). Empty variables count as
+    unset; other `MCPR_*` variables (such as `MCPR_DB`) are not ours and are ignored.
+    Problems use the path `env MCPR_<KEY>`; a variable with a problem is left out of the
+    overrides.
     """
     keys: dict[str, _Key] = {**_KEYS, **{k: v[2] for k, v in _NESTED_OVERRIDES.items()}}
     values: dict[str, Any] = {}

@@ -123,8 +123,8 @@ class SessionStart(_EventBase):
 class SessionEnd(_EventBase):
     """A legacy MCP session ended.
 
-    `reason`: "deleted", "expired", "not_found", "evicted" (the proxy's session table was
-    full) or "shutdown".
+    `reason`: "deleted", "expired", "upstream_gone" (the upstream answered 404 for it),
+    "evicted" (the proxy's session table was full) or "shutdown".
     """
 
     type: ClassVar[str] = "session_end"

@@ -36,6 +36,9 @@ Rules
 * JSON responses are buffered only when the `ResultRewriter` hook asks for their method
   (up to `max_response_body_size`; the proxy answers 502 beyond it). Otherwise they
   stream, and a bounded copy of the chunk references is kept to read the outcome.
+* With `[fleet] replica`, `Mcp-Session-Id` is rewritten in the headers both ways (never in a
+  body), and a session id another replica issued is answered 404 here (`mcpr_core.fleet`).
+  Events carry the id the client sees.
 * Exactly one `RequestEvent` per JSON-RPC request (one per member of a batch, one for
   any other exchange) comes out of `finish()`.
 """
@@ -48,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from mcpr_core import jsonrpc, mcp, oauth, routing
+from mcpr_core import fleet, jsonrpc, mcp, oauth, routing
 from mcpr_core.config import CspConfig, ProxyConfig
 from mcpr_core.csp import CspRewriter
 from mcpr_core.errors import LocalProtocolError
@@ -245,6 +248,8 @@ class Settings:
     public_origin: str | None = None
     rewriter: ResultRewriter | None = None
     sessions: SessionTracker | None = None
+    #: `[fleet] replica` as ASCII bytes: session ids are prefixed with it (`mcpr_core.fleet`).
+    replica: bytes | None = None
 
     @classmethod
     def from_config(
@@ -283,6 +288,7 @@ class Settings:
             public_origin=public_origin,
             rewriter=rewriter,
             sessions=sessions,
+            replica=config.fleet.replica.encode("ascii") if config.fleet.replica else None,
         )
 
 
@@ -326,6 +332,11 @@ def _content_type(headers: Headers) -> bytes:
     return value.split(b";", 1)[0].strip().lower()
 
 
+def _with_session_id(headers: Headers, session_id: bytes) -> HeaderList:
+    """`headers` with every `Mcp-Session-Id` field set to `session_id`."""
+    return [(k, session_id) if k == b"mcp-session-id" else (k, v) for k, v in headers]
+
+
 def _id_key(value: jsonrpc.JsonRpcId) -> tuple[str, str | int | None]:
     """A dict key for a JSON-RPC id that keeps 1 and "1" apart."""
     return (type(value).__name__, value)
@@ -367,6 +378,7 @@ class Exchange:
         "_status",
         "_ts_ms",
         "_upstream_at",
+        "_upstream_session",
     )
 
     def __init__(self, settings: Settings, *, exchange_id: str, ts_ms: int, now: float) -> None:
@@ -402,6 +414,7 @@ class Exchange:
         self._session_events: list[ProxyEvent] = []
         self._session_info: SessionInfo | None = None
         self._failure_status: int | None = None
+        self._upstream_session: bytes | None = None
 
     # -- introspection ---------------------------------------------------------------
 
@@ -430,6 +443,19 @@ class Exchange:
     def list_changed(self) -> tuple[str, ...]:
         """`notifications/*/list_changed` names seen in the response stream."""
         return tuple(self._list_changed)
+
+    @property
+    def between_events(self) -> bool:
+        """An event-stream response is under way and the client got only whole events so far.
+
+        Then an SSE comment (a keep-alive) can be written without splitting an event.
+        """
+        decoder = self._decoder
+        return (
+            self._state is ExchangeState.RESPONSE
+            and decoder is not None
+            and decoder.statistics().buffered == 0
+        )
 
     @property
     def answered(self) -> bool:
@@ -465,6 +491,10 @@ class Exchange:
         if check is not routing.HostCheck.OK:
             what = "Origin" if check is routing.HostCheck.BAD_ORIGIN else "Host"
             return self._reject(403, b"Forbidden", f"Forbidden: {what} header not allowed")
+        if sid is not None and s.replica is not None:
+            self._upstream_session = fleet.upstream_session_id(s.replica, sid)
+            if self._upstream_session is None:
+                return self._session_not_ours(s.replica, sid)
         length = routing.header_value(head.headers, b"content-length")
         if length is not None and length.isdigit() and int(length) > s.max_request_body_size:
             return self.body_too_large()
@@ -574,6 +604,8 @@ class Exchange:
         headers = routing.forward_request_headers(
             head.headers, upstream=s.upstream, client_host=head.client_host, scheme=head.scheme
         )
+        if self._upstream_session is not None:
+            headers = _with_session_id(headers, self._upstream_session)
         rewriter = s.rewriter
         if rewriter is not None and self._kind is routing.RequestKind.MCP_MESSAGE:
             call = self._calls[0]
@@ -602,6 +634,12 @@ class Exchange:
         if isinstance(parsed, jsonrpc.Message) and parsed.has_id and parsed.method is not None:
             return True, parsed.id
         return False, None
+
+    def _session_not_ours(self, replica: bytes, sid: bytes) -> Reject:
+        """A fleet replica's 404 for a session id it did not issue (see `mcpr_core.fleet`)."""
+        message = fleet.not_ours_message(replica.decode("ascii"), sid)
+        body = jsonrpc.error_body(None, fleet.SESSION_NOT_FOUND, message)
+        return self._reject_raw(404, b"Not Found", _JSON_HEADERS, body)
 
     def _reject(self, status: int, reason: bytes, message: str) -> Reject:
         has_id, rid = self._request_id()
@@ -642,10 +680,13 @@ class Exchange:
         self._state = ExchangeState.RESPONSE
         self._upstream_at = now
         self._status = head.status
-        if self._session_id is None:
-            sid = routing.header_value(head.headers, b"mcp-session-id")
-            if sid is not None:
-                self._session_id = sid.decode("ascii", "replace")
+        headers_in = head.headers
+        sid = routing.header_value(headers_in, b"mcp-session-id")
+        if sid is not None and self._settings.replica is not None:
+            sid = fleet.client_session_id(self._settings.replica, sid)
+            headers_in = _with_session_id(headers_in, sid)
+        if self._session_id is None and sid is not None:
+            self._session_id = sid.decode("ascii", "replace")
         # Session bookkeeping happens when the answer starts, not when it ends: a GET
         # stream opened before a DELETE must not revive its session when it closes.
         now_ms = self._ts_ms + int((now - self._started) * 1000)
@@ -654,7 +695,6 @@ class Exchange:
         encoded = routing.header_value(head.headers, b"content-encoding")
         readable = encoded is None or encoded.strip().lower() == b"identity"
         public = self._settings.public_origin
-        headers_in = head.headers
         if public is not None:
             headers_in = self._map_challenges(headers_in, public)
         mode = _Mode.PASS

@@ -24,7 +24,7 @@ Rules
   made-up ids that the upstream answers with 404.
 * "The server MAY terminate the session at any time, after which it MUST respond to
   requests containing that session ID with HTTP 404 Not Found" (MCP 2025-11-25,
-  transports): a 404 to a request carrying a known id ends it with reason `not_found`.
+  transports): a 404 to a request carrying a known id ends it with reason `upstream_gone`.
   A DELETE ends its session only when the upstream accepted it (2xx); "the server MAY
   respond to this request with HTTP 405 Method Not Allowed, indicating that the server
   does not allow clients to terminate sessions", and then the session goes on.
@@ -100,7 +100,7 @@ class SessionStatistics:
     started: int
     adopted: int
     deleted: int
-    not_found: int
+    upstream_gone: int
     expired: int
     evicted: int
     shutdown: int
@@ -111,7 +111,7 @@ _COUNTERS: Final = (
     "started",
     "adopted",
     "deleted",
-    "not_found",
+    "upstream_gone",
     "expired",
     "evicted",
     "shutdown",
@@ -222,7 +222,7 @@ class SessionTracker:
         """The upstream answered `status` to a request carrying `session_id` (not a DELETE).
 
         An unknown session the upstream accepted (2xx) is adopted with an unknown client
-        (`SessionStart`); a known one answered with 404 has ended (`SessionEnd` "not_found").
+        (`SessionStart`); a known one answered with 404 has ended (`SessionEnd` "upstream_gone").
         """
         session = self._sessions.get(session_id)
         if session is None:
@@ -238,7 +238,7 @@ class SessionTracker:
             events.append(self._start_event(session_id, session, now_ms))
             return events
         if status == 404:
-            return [self._end(session_id, now_ms, "not_found")]
+            return [self._end(session_id, now_ms, "upstream_gone")]
         return []
 
     # -- use ----------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ class SessionTracker:
         """The upstream answered `status` to a DELETE of `session_id`.
 
         2xx ends it ("deleted"; also for an unknown id, whose stored row may predate a
-        restart); 404 ends a known one ("not_found"); any other status leaves it alone.
+        restart); 404 ends a known one ("upstream_gone"); any other status leaves it alone.
         """
         if 200 <= status < 300:
             if session_id in self._sessions:
@@ -282,7 +282,7 @@ class SessionTracker:
             self._counts["deleted"] += 1
             return [SessionEnd(session_id, now_ms, self._proxy, "deleted")]
         if status == 404 and session_id in self._sessions:
-            return [self._end(session_id, now_ms, "not_found")]
+            return [self._end(session_id, now_ms, "upstream_gone")]
         return []
 
     def expire(self, now_ms: int) -> list[SessionEnd]:
