@@ -56,9 +56,10 @@ Severity = Literal["error", "warning"]
 _KIB = 1024
 _MIB = 1024 * _KIB
 
-#: Top-level tables that belong to other packages (the cloud sink and custom sinks in
-#: mcpr_integrations, PRODUCT.md §6). They are skipped here, neither validated nor warned about.
-RESERVED_TABLES = frozenset({"cloud", "sinks"})
+#: Top-level tables that belong to other packages (the cloud, OpenTelemetry and custom sinks
+#: in mcpr_integrations, PRODUCT.md §6). They are skipped here, neither validated nor warned
+#: about.
+RESERVED_TABLES = frozenset({"cloud", "otel", "sinks"})
 
 
 @dataclass(frozen=True, slots=True)

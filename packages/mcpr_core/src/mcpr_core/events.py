@@ -1,20 +1,36 @@
-"""Events: what mcpr records about the traffic it carries.
+"""Events: what mcpr records about the traffic it carries, and the sink protocol.
 
 Every event is a frozen, slotted dataclass with a `type` tag and `to_dict()`. Events are
 built once per exchange (never per chunk) and never mutated; sinks receive them through
 the `EventSink` protocol.
 
-Field names are part of the public interface: the stderr JSON lines, the SQLite store and
-the cloud upload all use them. Adding an optional field is a minor change; renaming or
-removing one is a major change.
+This module is public API for sink authors (PRODUCT.md §6): a distribution registers a
+factory (`SinkFactory`) under the entry-point group `mcpr.sinks`, `mcpr.toml` enables it
+with `[[sinks]] use = "NAME"`, and the factory builds an `EventSink` from the sink's own
+keys, raising `SinkConfigError` for a table it cannot accept.
+
+Versioning. The field names are the interface: the stderr JSON lines, the SQLite store, the
+cloud upload and third-party sinks all read them. mcpr-core follows semantic versioning, so
+that a sink can depend on `mcpr-core>=0.1,<0.2` (before 1.0 the second number is the
+"major" one):
+
+* A compatible release (0.1.x) may add event types to `ProxyEvent`, add fields with a
+  default to any event (and so keys to `to_dict()`), and add values to the open string
+  fields (`RequestEvent.note`, `SessionEnd.reason`, `Heartbeat.upstream_status`,
+  `SchemaChange.change_type`). A sink therefore ignores event types it does not know
+  (`match` with a default case), builds events by keyword if it builds any, and treats an
+  unknown `note` like any other.
+* Only a breaking release (0.2) removes or renames an event, a field or a `type` tag,
+  changes a field's type or meaning, or changes `EventSink`, `SinkFactory` or
+  `SinkConfigError`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias, runtime_checkable
 
 __all__ = [
     "ERROR_MSG_MAX",
@@ -27,6 +43,8 @@ __all__ = [
     "SchemaVersionCreated",
     "SessionEnd",
     "SessionStart",
+    "SinkConfigError",
+    "SinkFactory",
     "event_to_json",
 ]
 
@@ -70,6 +88,10 @@ class RequestEvent(_EventBase):
     A 2026-07-28 multi round-trip call records `result_type` ("input_required" on the
     rounds that ask), `input_requests` (`key:method` of what was asked) and a
     `correlation_key` shared by all rounds of the same logical call.
+    `traceparent` / `tracestate` are the W3C trace context the client sent (in
+    `params._meta`, else in the HTTP headers), kept only when `traceparent` is valid.
+    `trace_id` / `span_id` name mcpr's own span when its ids were chosen before forwarding
+    (`[otel] propagate`): the upstream then received a `traceparent` naming that span.
     """
 
     type: ClassVar[str] = "request"
@@ -102,6 +124,10 @@ class RequestEvent(_EventBase):
     result_type: str | None = None
     input_requests: tuple[str, ...] = ()
     correlation_key: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +221,16 @@ def event_to_json(event: ProxyEvent) -> str:
 class EventSink(Protocol):
     """Where events go. Implementations are synchronous and may block (they run off the loop).
 
-    The bus calls `on_batch` with events in emission order, `flush` every few seconds and at
-    shutdown, then `close` once. A sink must not raise for a single bad event; whatever it
-    raises is counted and contained by the bus.
+    The bus gives each sink its own bounded queue and worker-thread calls: `on_event` or
+    `on_batch` with events in emission order, `flush` every few seconds and at shutdown,
+    then `close` once. Calls into one sink never overlap, though they may come from
+    different threads. A sink must not raise for a single bad event; whatever it raises is
+    counted and contained by the bus, and a sink that keeps failing is disabled.
     """
 
     @property
     def name(self) -> str:
-        """A short name used in logs and metrics."""
+        """A short name used in logs and metrics (a configured `[[sinks]] name` wins)."""
         ...
 
     def on_event(self, event: ProxyEvent) -> None:
@@ -220,3 +248,33 @@ class EventSink(Protocol):
     def close(self) -> None:
         """Flush and release resources; no calls follow."""
         ...
+
+
+#: What a `mcpr.sinks` entry point names: called with the sink's own keys from its
+#: `[[sinks]]` table (TOML values; without `use`, `name` and `max_failures`, which mcpr
+#: reads), it returns the sink. `mcpr validate` calls it too and closes the sink at once,
+#: so a factory checks its keys eagerly but opens files and connections lazily.
+SinkFactory: TypeAlias = Callable[[Mapping[str, Any]], EventSink]
+
+
+class SinkConfigError(ValueError):
+    """Raised by a sink factory for keys it cannot accept; mcpr reports them with key paths.
+
+        raise SinkConfigError("max_bytes", "expected a positive integer, got -1")
+
+    `key` is the sink's own key (None: the table as a whole); `mcpr validate` prints
+    `sinks[N].<key>: <message>`. `from_problems` reports several at once.
+    """
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.problems: tuple[tuple[str | None, str], ...] = ((key, message),)
+
+    @classmethod
+    def from_problems(cls, problems: Sequence[tuple[str | None, str]]) -> SinkConfigError:
+        """One error carrying every `(key, message)` of `problems` (at least one)."""
+        if not problems:
+            raise ValueError("SinkConfigError.from_problems needs at least one problem")
+        error = cls(*problems[0])
+        error.problems = tuple(problems)
+        return error

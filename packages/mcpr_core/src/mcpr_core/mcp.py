@@ -252,7 +252,8 @@ class RequestDetail:
 
     `protocol_version` is `initialize`'s `params.protocolVersion`, else the modern
     envelope's `_meta["io.modelcontextprotocol/protocolVersion"]`. `has_meta_envelope` is
-    True when `params._meta` carries any `io.modelcontextprotocol/` key.
+    True when `params._meta` carries any `io.modelcontextprotocol/` key. `traceparent` and
+    `tracestate` are the W3C trace context a client may put in `params._meta`, as given.
     """
 
     method: str | None
@@ -264,6 +265,7 @@ class RequestDetail:
     protocol_version: str | None
     has_meta_envelope: bool
     traceparent: str | None
+    tracestate: str | None = None
 
 
 _URI_METHODS = frozenset(
@@ -329,6 +331,7 @@ def describe_request(msg: Message) -> RequestDetail:
         protocol_version=protocol_version,
         has_meta_envelope=has_envelope,
         traceparent=_get_str(meta, "traceparent"),
+        tracestate=_get_str(meta, "tracestate"),
     )
 
 

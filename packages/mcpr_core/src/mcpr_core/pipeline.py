@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -59,6 +59,7 @@ from mcpr_core.events import ERROR_MSG_MAX, Era, ProxyEvent, RequestEvent
 from mcpr_core.schema import CAPTURED_METHODS, LIST_CHANGED
 from mcpr_core.sessions import SessionInfo, SessionTracker
 from mcpr_core.sse import SSEDecoder, SSEEvent, reencode
+from mcpr_core.tracecontext import TraceIds, TraceParent, child_of, client_context
 
 __all__ = [
     "Captured",
@@ -244,6 +245,9 @@ class Settings:
     strict_headers: bool
     max_request_body_size: int
     max_response_body_size: int
+    #: The driver's source of ids for mcpr's own span (`[otel] propagate`): when set, the
+    #: upstream gets a `traceparent` naming that span. The core draws no random numbers.
+    trace_ids: Callable[[], TraceIds] | None = None
     mcp_paths: frozenset[bytes] = frozenset({b"/"})
     public_origin: str | None = None
     rewriter: ResultRewriter | None = None
@@ -257,6 +261,7 @@ class Settings:
         config: ProxyConfig,
         rewriter: ResultRewriter | None = None,
         sessions: SessionTracker | None = None,
+        trace_ids: Callable[[], TraceIds] | None = None,
     ) -> Settings:
         """Derive the per-proxy settings from a validated configuration.
 
@@ -284,6 +289,7 @@ class Settings:
             strict_headers=config.strict_headers,
             max_request_body_size=config.max_request_body_size,
             max_response_body_size=config.max_response_body_size,
+            trace_ids=trace_ids,
             mcp_paths=frozenset(paths),
             public_origin=public_origin,
             rewriter=rewriter,
@@ -373,6 +379,7 @@ class Exchange:
         "_session_id",
         "_session_info",
         "_settings",
+        "_span",
         "_started",
         "_state",
         "_status",
@@ -414,6 +421,7 @@ class Exchange:
         self._session_events: list[ProxyEvent] = []
         self._session_info: SessionInfo | None = None
         self._failure_status: int | None = None
+        self._span: TraceParent | None = None
         self._upstream_session: bytes | None = None
 
     # -- introspection ---------------------------------------------------------------
@@ -624,7 +632,31 @@ class Exchange:
             # Accept-Encoding as "any coding is acceptable".
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"]
             headers.append((b"accept-encoding", b"identity"))
+        if s.trace_ids is not None:
+            headers = self._propagate(headers, s.trace_ids())
         return Forward(method=head.method, target=target, headers=headers, body=body)
+
+    def _client_trace(self, call: _Call) -> tuple[TraceParent | None, str | None]:
+        """The client's trace context for one call: its `params._meta`, else the headers."""
+        detail = call.detail
+        headers = self._head.headers if self._head is not None else ()
+        return client_context(
+            detail.traceparent if detail is not None else None,
+            detail.tracestate if detail is not None else None,
+            routing.header_value(headers, b"traceparent"),
+            routing.header_value(headers, b"tracestate"),
+        )
+
+    def _propagate(self, headers: HeaderList, ids: TraceIds) -> HeaderList:
+        """Point the upstream's `traceparent` at mcpr's span, a child of the client's."""
+        call = self._calls[0] if self._calls else _Call(message=None, detail=None)
+        parent, state = self._client_trace(call)
+        self._span = child_of(parent, ids)
+        out = [(k, v) for k, v in headers if k.lower() not in (b"traceparent", b"tracestate")]
+        out.append((b"traceparent", self._span.header().encode("ascii")))
+        if state is not None:
+            out.append((b"tracestate", state.encode("ascii")))
+        return out
 
     # -- proxy-made answers -------------------------------------------------------------
 
@@ -1012,6 +1044,8 @@ class Exchange:
                     correlation = mcp.correlation_key(message.method, message.params)
                 if call.result_type == "input_required" and outcome is Outcome.COMPLETED:
                     call_note = "input_required"
+            parent, state = self._client_trace(call)
+            span = self._span if index == 0 else None
             events.append(
                 RequestEvent(
                     id=self._id if index == 0 else f"{self._id}.{index}",
@@ -1042,6 +1076,10 @@ class Exchange:
                     result_type=call.result_type,
                     input_requests=call.input_requests,
                     correlation_key=correlation,
+                    traceparent=parent.header() if parent is not None else None,
+                    tracestate=state,
+                    trace_id=span.trace_id if span is not None else None,
+                    span_id=span.parent_id if span is not None else None,
                 )
             )
         return tuple(events)
