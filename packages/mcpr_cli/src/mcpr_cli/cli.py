@@ -86,6 +86,28 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
 
 
 @cli.command()
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the demo's store in this file (default: a temporary one).",
+)
+@click.option("--serve", "serve_forever", is_flag=True, help="Keep the proxy running afterwards.")
+@click.option(
+    "--port", type=int, default=0, show_default=True, help="Proxy port (0: any free one)."
+)
+def demo(db: Path | None, serve_forever: bool, port: int) -> None:
+    """Run a sample MCP app behind mcpr with scripted traffic: logs, a CSP rewrite, stats."""
+    import anyio
+
+    from mcpr_cli.commands.common import console
+    from mcpr_cli.demo import run_demo
+
+    out = console()
+    code = anyio.run(lambda: run_demo(db=db, serve_forever=serve_forever, port=port, console=out))
+    sys.exit(code)
+
+
+@cli.command()
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def validate(config: Path | None) -> None:
     """Check a configuration (CONFIG, else the nearest mcpr.toml) and the MCPR_* environment.
