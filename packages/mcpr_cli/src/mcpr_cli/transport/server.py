@@ -8,6 +8,8 @@ upstream and streams the answer back chunk by chunk.
 While a streamed response (no Content-Length: SSE, chunked) is being pumped, a second
 task watches the client socket; EOF there cancels the pump and closes the upstream
 connection, which for a 2026-07-28 request is the cancellation itself (PROTOCOL.md §1.5).
+With `sse_keepalive` set, an event stream idle that long gets an SSE comment (`KEEPALIVE`),
+only between whole events, so load balancers with idle timeouts keep it open.
 Every exchange, whatever happens to it, emits its events exactly once from a `finally`.
 """
 
@@ -45,7 +47,7 @@ from mcpr_core.pipeline import (
     Settings,
 )
 
-__all__ = ["ConnectionHandler", "HandlerStatistics"]
+__all__ = ["KEEPALIVE", "ConnectionHandler", "HandlerStatistics"]
 
 _log = structlog.get_logger("mcpr.transport")
 
@@ -53,6 +55,9 @@ _EOF = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _CLIENT_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 #: Seconds to write the last chunk of a stream ended by the drain deadline.
 _END_STREAM_TIMEOUT = 0.25
+#: The comment written on an idle event stream; clients ignore comment lines (WHATWG HTML
+#: §9.2.6: "If the line starts with a U+003A COLON character (:) — Ignore the line").
+KEEPALIVE = b": keepalive\n\n"
 
 
 class _UpstreamBroken(Exception):
@@ -431,7 +436,9 @@ class ConnectionHandler:
             try:
                 if self._streams_closed:
                     group.cancel_scope.cancel()
-                pumped = await self._pump(ex, upstream, conn, stream)
+                pumped = await self._pump(
+                    ex, upstream, conn, stream, keepalive=self._config.sse_keepalive
+                )
             finally:
                 self._stream_scopes.discard(group.cancel_scope)
             group.cancel_scope.cancel()
@@ -452,12 +459,17 @@ class ConnectionHandler:
         upstream: UpstreamConnection,
         conn: h11.Connection,
         stream: anyio.abc.SocketStream,
+        *,
+        keepalive: float = 0.0,
     ) -> Outcome:
-        """Copy the upstream body to the client through the exchange."""
+        """Copy the upstream body to the client through the exchange.
+
+        `keepalive` (seconds, 0 for never) is for streamed responses only: see `_next_event`.
+        """
         try:
             while True:
                 try:
-                    event = await upstream.receive()
+                    event = await self._next_event(ex, upstream, conn, stream, keepalive)
                 except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
                     raise _UpstreamBroken(str(exc)) from exc
                 if isinstance(event, h11.Data):
@@ -483,6 +495,25 @@ class ConnectionHandler:
             return Outcome.TRUNCATED
         except _ClientGone:
             return Outcome.CLIENT_CLOSED
+
+    async def _next_event(
+        self,
+        ex: Exchange,
+        upstream: UpstreamConnection,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        keepalive: float,
+    ) -> h11.Event | type:
+        """The upstream's next event; meanwhile, `KEEPALIVE` after each `keepalive` seconds
+        of silence while the client has been sent whole SSE events only."""
+        if not keepalive:
+            return await upstream.receive()
+        while True:
+            # Cancelling a read loses nothing: no byte was taken from the socket.
+            with anyio.move_on_after(keepalive):
+                return await upstream.receive()
+            if ex.between_events:
+                await self._send_client(conn, stream, h11.Data(data=KEEPALIVE))
 
     # -- writing to the client ------------------------------------------------------------
 
