@@ -1,62 +1,42 @@
-"""The local registry of proxies: one folder per name under `~/.mcpr/proxies/`.
-
-Rules of this module:
-
-* Every `mcpr proxy run` owns `proxies/<name>/proxy.lock` for its whole life: the file is
-  opened and locked (`flock`, exclusive) before anything binds, and stays locked until the
-  process ends, however it ends, since the kernel drops the lock of a dead process. The lock,
-  not the file's content, says whether a proxy of that name runs; a second one is refused
-  with the first one's pid.
-* The same file carries the proxy's entry as one JSON object (pid, state, port, URLs, config
-  path, start time, the last reload's outcome). Only the lock holder writes it, and in place,
-  because a rename would swap the inode under the lock: the new text first, then a truncate,
-  so a reader that races a write sees invalid JSON at worst, and reads again.
-* A clean exit marks the entry `stopped` (with the exit code), then unlocks. The folder stays,
-  for `mcpr proxy list`, until `mcpr proxy delete` removes it.
-* An entry that is not `stopped` while nobody holds its lock was left by a process that died
-  (SIGKILL, a crash, a forced exit). It is *stale*: listed as such, and reclaimed by the next
-  proxy of that name.
-
-The folder is `$MCPR_HOME/proxies` when `MCPR_HOME` is set, else `$HOME/.mcpr/proxies`.
-"""
+"""The registry's files: claiming a name under its lock, writing and reading entries."""
 
 from __future__ import annotations
 
-import enum
 import fcntl
 import json
 import os
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 import structlog
 
+from mcpr_cli.registry._entry import (
+    ProxyEntry,
+    ProxyState,
+    ProxyStatus,
+    ReloadOutcome,
+    ReloadRecord,
+)
 from mcpr_core.config import ProxyConfig
 
 __all__ = [
+    "ACQUIRE_PATIENCE",
     "LOCK_NAME",
     "ProxyAlreadyRunning",
-    "ProxyEntry",
     "ProxyNotFound",
-    "ProxyState",
-    "ProxyStatus",
     "Registration",
     "Registry",
     "RegistryError",
-    "ReloadOutcome",
-    "ReloadRecord",
     "lock_held",
     "pid_alive",
 ]
 
 #: The file in a proxy's folder that is both its lock and its entry.
 LOCK_NAME: Final = "proxy.lock"
-#: Version of the entry's JSON shape, written as `version`.
-ENTRY_VERSION: Final = 1
 #: How long a starting proxy retries a lock held by something other than a live proxy (a
 #: `mcpr proxy list` probing it, or a proxy in its last instant), before calling it a clash.
 ACQUIRE_PATIENCE: Final = 1.0
@@ -64,16 +44,6 @@ ACQUIRE_PATIENCE: Final = 1.0
 _READ_ATTEMPTS: Final = 20
 
 _log = structlog.get_logger("mcpr")
-
-
-class ProxyState(enum.StrEnum):
-    """Where a proxy is in its life; `stale` is never written, only observed."""
-
-    STARTING = "starting"
-    RUNNING = "running"
-    DRAINING = "draining"
-    STOPPED = "stopped"
-    STALE = "stale"
 
 
 class RegistryError(Exception):
@@ -96,121 +66,6 @@ class ProxyNotFound(RegistryError):
     def __init__(self, name: str, root: Path) -> None:
         super().__init__(f"no proxy named '{name}' in {root}")
         self.name = name
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadOutcome:
-    """What a SIGHUP did: applied, or rejected for `reason` (with the problems or fields)."""
-
-    applied: bool
-    reason: str = ""
-    details: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadRecord:
-    """The last reload of a proxy; `seq` counts the reloads of this process from 1."""
-
-    seq: int
-    at_ms: int
-    outcome: ReloadOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyEntry:
-    """What a proxy wrote about itself (timestamps in unix milliseconds)."""
-
-    name: str
-    pid: int
-    state: ProxyState
-    started_ms: int
-    upstream_url: str
-    port: int | None = None
-    local_url: str | None = None
-    public_url: str | None = None
-    admin_url: str | None = None
-    config_path: str | None = None
-    drain_timeout: float | None = None
-    stopped_ms: int | None = None
-    exit_code: int | None = None
-    last_reload: ReloadRecord | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object stored in the lock file."""
-        data = asdict(self)
-        data["state"] = self.state.value
-        return {"version": ENTRY_VERSION, **data}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProxyEntry:
-        """Parse a stored object; ValueError when it is not an entry this version can read."""
-        try:
-            reload = data.get("last_reload")
-            record = None
-            if reload is not None:
-                outcome = reload["outcome"]
-                record = ReloadRecord(
-                    seq=int(reload["seq"]),
-                    at_ms=int(reload["at_ms"]),
-                    outcome=ReloadOutcome(
-                        applied=bool(outcome["applied"]),
-                        reason=str(outcome["reason"]),
-                        details=tuple(str(d) for d in outcome["details"]),
-                    ),
-                )
-            return cls(
-                name=str(data["name"]),
-                pid=int(data["pid"]),
-                state=ProxyState(data["state"]),
-                started_ms=int(data["started_ms"]),
-                upstream_url=str(data["upstream_url"]),
-                port=_opt_int(data.get("port")),
-                local_url=_opt_str(data.get("local_url")),
-                public_url=_opt_str(data.get("public_url")),
-                admin_url=_opt_str(data.get("admin_url")),
-                config_path=_opt_str(data.get("config_path")),
-                drain_timeout=_opt_float(data.get("drain_timeout")),
-                stopped_ms=_opt_int(data.get("stopped_ms")),
-                exit_code=_opt_int(data.get("exit_code")),
-                last_reload=record,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a proxy entry: {exc!r}") from exc
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyStatus:
-    """A registry folder as seen from outside: the observed state, and the entry if readable."""
-
-    name: str
-    state: ProxyState
-    path: Path
-    entry: ProxyEntry | None = None
-
-    @property
-    def running(self) -> bool:
-        """A live process holds the lock (starting, running or draining)."""
-        return self.state in (ProxyState.STARTING, ProxyState.RUNNING, ProxyState.DRAINING)
-
-    def to_dict(self) -> dict[str, Any]:
-        """`name`, the observed `state` and the entry's fields (null when unreadable)."""
-        fields: dict[str, Any] = {}
-        if self.entry is not None:
-            fields = self.entry.to_dict()
-            del fields["version"]
-        return {**fields, "name": self.name, "state": self.state.value, "path": str(self.path)}
 
 
 def pid_alive(pid: int) -> bool:
@@ -247,6 +102,30 @@ def lock_held(path: Path) -> bool:
     finally:
         os.close(fd)  # also drops the shared lock, if taken
     return False
+
+
+def _lock_exclusive(fd: int, path: Path) -> tuple[bool, ProxyEntry | None]:
+    """Lock `fd` exclusively: `(True, None)`, or `(False, entry of the process holding it)`.
+
+    A holder that does not look like a live proxy (a stopped entry, a dead pid, no entry) is
+    someone probing the lock, or a proxy in its last instant: it lets go within
+    microseconds, so the lock is tried again for up to ACQUIRE_PATIENCE.
+    """
+    deadline = time.monotonic() + ACQUIRE_PATIENCE
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            entry = _read_entry(path)
+            if entry is not None and (
+                entry.state is ProxyState.STOPPED or not pid_alive(entry.pid)
+            ):
+                entry = None  # not the holder: its pid would mislead
+            if entry is not None or time.monotonic() > deadline:
+                return False, entry
+            time.sleep(0.01)
+        else:
+            return True, None
 
 
 def _read_entry(path: Path) -> ProxyEntry | None:
@@ -322,15 +201,18 @@ class Registry:
     def delete(self, name: str) -> ProxyStatus:
         """Remove the folder of `name` unless a process holds its lock; return what it was."""
         status = self.status(name)
-        fd = os.open(status.path, os.O_RDONLY)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = status.entry.pid if status.entry is not None else None
+            fd = os.open(status.path, os.O_RDONLY)
+        except FileNotFoundError:  # a folder without a lock file: nothing can hold it
+            shutil.rmtree(status.path.parent, ignore_errors=True)
+            return status
+        try:
+            locked, holder = _lock_exclusive(fd, status.path)
+            if not locked:
+                pid = holder.pid if holder is not None else "unknown"
                 raise RegistryError(
                     f"proxy '{name}' is running (pid {pid}); stop it first: mcpr proxy stop {name}"
-                ) from None
+                )
             # A proxy starting now finds its file unlinked after it locks, and makes a new one.
             shutil.rmtree(status.path.parent)
         finally:
@@ -343,26 +225,14 @@ class Registry:
         The entry says `starting` until `Registration.publish`.
         """
         path = self.lock_path(config.name)
-        deadline = time.monotonic() + ACQUIRE_PATIENCE
         while True:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            locked, holder = _lock_exclusive(fd, path)
+            if not locked:
                 os.close(fd)
-                entry = _read_entry(path)
-                live = (
-                    entry is not None
-                    and entry.state is not ProxyState.STOPPED
-                    and pid_alive(entry.pid)
-                )
-                if live or time.monotonic() > deadline:
-                    raise ProxyAlreadyRunning(
-                        config.name, entry.pid if entry is not None else None, path.parent
-                    ) from None
-                time.sleep(0.01)  # someone probing the lock lets go within microseconds
-                continue
+                pid = holder.pid if holder is not None else None
+                raise ProxyAlreadyRunning(config.name, pid, path.parent)
             if _same_file(fd, path):
                 break
             os.close(fd)  # deleted between open and lock: start over with a new file
