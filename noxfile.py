@@ -43,6 +43,13 @@ def tests_cli(session: nox.Session) -> None:
     session.run("pytest", "tests/cli", *session.posargs)
 
 
+@nox.session(name="tests-tunnel")
+def tests_tunnel(session: nox.Session) -> None:
+    """Tests of the tunnel client, with nothing but it and the test tools installed."""
+    sync(session, "--package", "mcp-tunnel-client")
+    session.run("pytest", "tests/tunnel", *session.posargs)
+
+
 @nox.session(name="tests-e2e")
 def tests_e2e(session: nox.Session) -> None:
     """The real proxy in front of a real MCP SDK server, driven by the SDK's own client."""
