@@ -318,7 +318,7 @@ _JSON_REPLY = reply_with(
 
 
 async def test_metrics_count_proxied_requests_by_method_and_status() -> None:
-    """Proxied requests are counted by MCP method (or HTTP verb) and status, in a valid text."""
+    """Proxied requests are counted by MCP method (or HTTP verb) and status class, validly."""
 
     async def handler(request: ReceivedRequest, respond: Responder) -> None:
         if request.method == b"GET":
@@ -336,9 +336,9 @@ async def test_metrics_count_proxied_requests_by_method_and_status() -> None:
             families = await scrape(server)
     requests = families["mcpr_requests_total"]
     assert requests.type == "counter"
-    assert requests.value(method="tools/call", status="200") == 3
-    assert requests.value(method="ping", status="200") == 1
-    assert requests.value(method="GET", status="404") == 1
+    assert requests.value(method="tools/call", status_class="2xx") == 3
+    assert requests.value(method="ping", status_class="2xx") == 1
+    assert requests.value(method="GET", status_class="4xx") == 1
     durations = families["mcpr_request_duration_seconds"]
     assert durations.type == "histogram"
     assert bucket(durations, "+Inf", method="tools/call") == 3
@@ -356,6 +356,8 @@ async def test_every_documented_family_is_declared() -> None:
         "mcpr_requests_total": "counter",
         "mcpr_request_duration_seconds": "histogram",
         "mcpr_upstream_duration_seconds": "histogram",
+        "mcpr_tool_calls_total": "counter",
+        "mcpr_tool_call_duration_seconds": "histogram",
         "mcpr_requests_in_flight": "gauge",
         "mcpr_connections_open": "gauge",
         "mcpr_subscriptions_open": "gauge",
@@ -394,9 +396,9 @@ def test_method_label_is_bounded() -> None:
     metrics.observe(request_event(None, method="DELETE", status=202))
     metrics.observe(request_event("notifications/initialized", status=202))
     requests = parse_exposition(metrics.render())["mcpr_requests_total"]
-    assert requests.value(method="other", status="200") == 51
-    assert requests.value(method="DELETE", status="202") == 1
-    assert requests.value(method="notifications/initialized", status="202") == 1
+    assert requests.value(method="other", status_class="2xx") == 51
+    assert requests.value(method="DELETE", status_class="2xx") == 1
+    assert requests.value(method="notifications/initialized", status_class="2xx") == 1
     assert len(requests.samples) == 3
 
 
@@ -412,7 +414,7 @@ def test_other_events_are_passed_on_but_not_counted() -> None:
     emit(event)
     assert seen == [beat, event]
     families = parse_exposition(metrics.render())
-    assert families["mcpr_requests_total"].value(method="ping", status="200") == 1
+    assert families["mcpr_requests_total"].value(method="ping", status_class="2xx") == 1
     assert families["mcpr_upstream_duration_seconds"].samples == []
 
 

@@ -13,17 +13,20 @@ Two kinds of numbers, kept apart on purpose:
 
 Cardinality is bounded: the `method` label is an MCP method mcpr knows, an HTTP verb for
 traffic that is not JSON-RPC, or "other"; a client inventing method names cannot grow the
-registry. `status` is the HTTP status (three digits, or 0 when none could be sent).
+registry. `status_class` is the class of the HTTP status the client saw ("2xx" … "5xx", or
+"none" when no response could be sent). `tool` is a tool name from the server's captured
+`tools/list` (at most `MAX_TOOLS` of them) or "other", never a name a client made up.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final
 
-from mcpr_core.events import ProxyEvent, RequestEvent
+from mcpr_core.events import ProxyEvent, RequestEvent, SchemaVersionCreated
 from mcpr_core.mcp import Method
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
+    "MAX_TOOLS",
     "UPSTREAM_STATES",
     "Metrics",
     "escape_label",
@@ -57,6 +61,8 @@ UPSTREAM_STATES: Final = ("connected", "auth_required", "not_mcp", "disconnected
 _UP: Final = frozenset({"connected", "auth_required"})
 
 _OTHER: Final = "other"
+#: Tool names used as label values; a server listing more has the rest counted as "other".
+MAX_TOOLS: Final = 200
 _HTTP_VERBS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _METHOD_LABELS: Final[dict[str, str]] = {
     **{m.value: m.value for m in Method},
@@ -71,6 +77,22 @@ def escape_label(value: str) -> str:
 
 def _escape_help(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status <= 599 else "none"
+
+
+def _tool_names(payload: str) -> frozenset[str]:
+    """The tool names of a captured `tools/list` payload (empty when it is not one)."""
+    try:
+        tools = json.loads(payload).get("tools")
+    except (ValueError, AttributeError, RecursionError):
+        return frozenset()
+    if not isinstance(tools, list):
+        return frozenset()
+    names = (t.get("name") for t in tools if isinstance(t, dict))
+    return frozenset(sorted(n for n in names if isinstance(n, str))[:MAX_TOOLS])
 
 
 def _number(value: float) -> str:
@@ -140,6 +162,9 @@ class Metrics:
         self._requests: dict[str, dict[int, int]] = {}
         self._durations: dict[str, _Histogram] = {}
         self._upstream: dict[str, _Histogram] = {}
+        self._tools: frozenset[str] = frozenset()
+        self._tool_calls: dict[tuple[str, bool], int] = {}
+        self._tool_durations: dict[str, _Histogram] = {}
         self._proxy: Callable[[], ProxyStatistics] | None = None
         self._bus: Callable[[], BusStatistics] | None = None
         self._upstream_status: Callable[[], str | None] | None = None
@@ -152,8 +177,10 @@ class Metrics:
     # -- feeding ---------------------------------------------------------------------------
 
     def observe(self, event: ProxyEvent) -> None:
-        """Count a request event (other events are ignored)."""
+        """Count a request event; learn the tool names from a new `tools/list` version."""
         if not isinstance(event, RequestEvent):
+            if isinstance(event, SchemaVersionCreated) and event.method == "tools/list":
+                self.know_tools(_tool_names(event.payload))
             return
         method = event.mcp_method if event.mcp_method is not None else event.method
         label = _METHOD_LABELS.get(method, _OTHER)
@@ -168,6 +195,30 @@ class Metrics:
             if upstream is None:
                 upstream = self._upstream[label] = _Histogram()
             upstream.observe(event.upstream_us)
+        if label == "tools/call":
+            self._observe_tool(event)
+
+    def _observe_tool(self, event: RequestEvent) -> None:
+        tool = event.tool if event.tool in self._tools else _OTHER
+        failed = (
+            event.error_code is not None
+            or event.error_msg is not None
+            or not 200 <= event.status < 300
+        )
+        key = (tool, failed)
+        self._tool_calls[key] = self._tool_calls.get(key, 0) + 1
+        hist = self._tool_durations.get(tool)
+        if hist is None:
+            hist = self._tool_durations[tool] = _Histogram()
+        hist.observe(event.latency_us)
+
+    def know_tools(self, names: Iterable[str]) -> None:
+        """Use these tool names (the server's, e.g. a stored snapshot's) as `tool` labels.
+
+        They replace the previous set; at most `MAX_TOOLS` are kept. Calls already counted
+        keep their label.
+        """
+        self._tools = frozenset(sorted(names)[:MAX_TOOLS])
 
     def observe_then(self, emit: Callable[[ProxyEvent], None]) -> Callable[[ProxyEvent], None]:
         """Wrap `emit` so that every event is counted here first, then passed on."""
@@ -212,11 +263,16 @@ class Metrics:
             lines,
             "mcpr_requests_total",
             "counter",
-            "Requests handled, by MCP method (or HTTP verb) and the HTTP status the client saw.",
+            "Requests handled, by MCP method (or HTTP verb) and the class of the HTTP status "
+            "the client saw.",
         )
         for method, by_status in sorted(self._requests.items()):
-            for status, count in sorted(by_status.items()):
-                family.sample(count, (("method", method), ("status", str(status))))
+            by_class: dict[str, int] = {}
+            for status, count in by_status.items():
+                status_class = _status_class(status)
+                by_class[status_class] = by_class.get(status_class, 0) + count
+            for status_class, count in sorted(by_class.items()):
+                family.sample(count, (("method", method), ("status_class", status_class)))
         family = _Family(
             lines,
             "mcpr_request_duration_seconds",
@@ -233,6 +289,23 @@ class Metrics:
         )
         for method, hist in sorted(self._upstream.items()):
             family.histogram(hist, (("method", method),))
+        family = _Family(
+            lines,
+            "mcpr_tool_calls_total",
+            "counter",
+            "tools/call requests by tool (from the captured tools/list, else other) and outcome "
+            "(error: a JSON-RPC error, a tool result with isError, or no 2xx answer).",
+        )
+        for (tool, failed), count in sorted(self._tool_calls.items()):
+            family.sample(count, (("tool", tool), ("outcome", "error" if failed else "ok")))
+        family = _Family(
+            lines,
+            "mcpr_tool_call_duration_seconds",
+            "histogram",
+            "Time from the request head to the end of the response of tools/call, by tool.",
+        )
+        for tool, hist in sorted(self._tool_durations.items()):
+            family.histogram(hist, (("tool", tool),))
 
     def _render_gauges(self, lines: list[str]) -> None:
         stats = self._proxy() if self._proxy is not None else None

@@ -184,6 +184,9 @@ async def _main(
     bus = EventBus(sinks)
     metrics = Metrics()
     metrics.watch_bus(bus.statistics)
+    tools = capture.snapshot("tools/list")
+    if tools is not None:  # stored before a restart: label calls before the next listing
+        metrics.know_tools(name for name, _ in tools.items)
     async with anyio.create_task_group() as tasks:
         await tasks.start(bus.run)
         try:
