@@ -50,3 +50,14 @@ def test_unopenable_store_is_a_warning(tmp_path: Path, monkeypatch: pytest.Monke
     assert entry["event"] == "store_unavailable"
     assert entry["log_level"] == "warning"
     assert "cannot create" in entry["error"]
+
+
+def test_store_disabled_with_mcpr_db_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`MCPR_DB=none` runs without a store, says so once, and creates no file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MCPR_DB", "none")
+    with capture_logs() as logs:
+        sinks = open_sinks(ProxyConfig(mcp=UPSTREAM))
+    assert [sink.name for sink in sinks] == ["stderr"]
+    assert [(e["event"], e["log_level"]) for e in logs] == [("store_disabled", "info")]
+    assert list(tmp_path.iterdir()) == []

@@ -117,14 +117,20 @@ def _cloud_log(level: int, event: str, fields: Mapping[str, object]) -> None:
 
 
 def open_sinks(config: ProxyConfig, cloud: CloudConfig | None = None) -> list[EventSink]:
-    """The sinks of `mcpr proxy run`: stderr (unless off), the store if it opens, the cloud."""
+    """The sinks of `mcpr proxy run`: stderr (unless off), the store if it opens (and unless
+    `MCPR_DB=none`, for a fleet that reports elsewhere), the cloud."""
     sinks: list[EventSink] = []
     if config.events_format != "off":
         sinks.append(StderrSink(config.events_format))
-    try:
-        sinks.append(SqliteSink.open(os.environ, mcpr_version=__version__, on_error=_store_error))
-    except StoreError as exc:
-        _log.warning("store_unavailable", error=str(exc), hint="the proxy runs without a store")
+    if os.environ.get("MCPR_DB", "").strip().lower() == "none":
+        _log.info("store_disabled", reason="MCPR_DB=none")
+    else:
+        try:
+            sinks.append(
+                SqliteSink.open(os.environ, mcpr_version=__version__, on_error=_store_error)
+            )
+        except StoreError as exc:
+            _log.warning("store_unavailable", error=str(exc), hint="the proxy runs without a store")
     if cloud is not None:
         sinks.append(CloudSink(cloud, log=_cloud_log))
     return sinks
