@@ -349,29 +349,31 @@ class ConnectionHandler:
         elif _is_chunked(request):
             headers = [*headers, (b"transfer-encoding", b"chunked")]
         h11_request = h11.Request(method=fwd.method, target=fwd.target, headers=headers)
+        # A body read whole goes out with its head in one write (one syscall, one segment).
+        first: tuple[h11.Event, ...] = (h11_request,)
+        if fwd.body:
+            first = (h11_request, h11.Data(data=fwd.body), h11.EndOfMessage())
+        elif fwd.body is not None:
+            first = (h11_request, h11.EndOfMessage())
         upstream = await self._pool.checkout()
         try:
-            await upstream.send(h11_request)
+            await upstream.send(*first)
         except (*_CLIENT_GONE, h11.LocalProtocolError) as exc:
             await self._pool.discard(upstream)
             if not upstream.reused:
                 raise ConnectFailed(f"sending to the upstream failed: {exc}") from exc
             upstream = await self._pool.checkout(fresh=True)
             try:
-                await upstream.send(h11_request)
+                await upstream.send(*first)
             except (*_CLIENT_GONE, h11.LocalProtocolError) as exc2:
                 await self._pool.discard(upstream)
                 raise ConnectFailed(f"sending to the upstream failed: {exc2}") from exc2
-        try:
-            if fwd.body is not None:
-                if fwd.body:
-                    await upstream.send(h11.Data(data=fwd.body))
-                await upstream.send(h11.EndOfMessage())
-            else:
+        if fwd.body is None:
+            try:
                 await self._stream_request_body(conn, stream, upstream)
-        except BaseException:
-            await self._pool.discard(upstream)
-            raise
+            except BaseException:
+                await self._pool.discard(upstream)
+                raise
         return upstream
 
     async def _stream_request_body(

@@ -51,9 +51,9 @@ class UpstreamConnection:
         self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=256 * 1024)
         self.reused = False
 
-    async def send(self, event: h11.Event) -> None:
-        """Send one h11 event to the upstream."""
-        await send_event(self.conn, self.stream, event)
+    async def send(self, event: h11.Event, *more: h11.Event) -> None:
+        """Send h11 events to the upstream, in one write."""
+        await send_event(self.conn, self.stream, event, *more)
 
     async def receive(self) -> h11.Event | type:
         """Receive the next h11 event from the upstream."""
