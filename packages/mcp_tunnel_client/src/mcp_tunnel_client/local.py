@@ -98,10 +98,15 @@ class LocalTarget:
             ) from None
         response = LocalResponse(stream, ResponseReader(head_request=request.method == "HEAD"))
         try:
-            head = encode_request(
-                request.method, request.path, self.authority, forwardable(request.headers), b""
+            await stream.send(
+                encode_request(
+                    request.method,
+                    request.path,
+                    self.authority,
+                    forwardable(request.headers),
+                    request.body,
+                )
             )
-            await stream.send(head + request.body if request.body else head)
             with anyio.fail_after(within):
                 await response._read_head()
         except BaseException as exc:

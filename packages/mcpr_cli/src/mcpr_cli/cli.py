@@ -12,6 +12,7 @@ import rich_click as click
 
 from mcpr_cli.commands.query import QUERY_COMMANDS
 from mcpr_cli.commands.registry import REGISTRY_COMMANDS
+from mcpr_cli.commands.relay import relay
 from mcpr_cli.commands.schema import schema
 from mcpr_cli.commands.setup import setup
 from mcpr_cli.commands.store import store
@@ -132,6 +133,7 @@ for _command in (*QUERY_COMMANDS, schema, *REGISTRY_COMMANDS):
     proxy.add_command(_command)
 proxy.add_command(setup)
 cli.add_command(store)
+cli.add_command(relay)
 
 
 def main() -> None:

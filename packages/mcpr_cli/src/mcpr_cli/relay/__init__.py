@@ -1,0 +1,1 @@
+"""The self-hostable tunnel relay behind `mcpr relay run`."""
