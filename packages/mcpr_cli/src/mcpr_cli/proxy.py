@@ -151,7 +151,7 @@ class RunningProxy:
             self._handler.begin_drain()
             with anyio.move_on_after(self.config.drain_timeout):
                 await self._handler.wait_quiet()
-            self._handler.close_streams()
+            await self._handler.close_streams()
             with anyio.move_on_after(STREAM_CLOSE_GRACE):
                 await self._handler.wait_quiet()
             handlers.cancel_scope.cancel()

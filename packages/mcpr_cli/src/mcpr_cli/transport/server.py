@@ -115,7 +115,7 @@ class ConnectionHandler:
         self._quiet = anyio.Event()
         self._quiet.set()
         self._listening = 0
-        self._stream_scopes: set[anyio.CancelScope] = set()
+        self._live: set[UpstreamConnection] = set()  # upstreams of streamed responses
         self._streams_closed = False
 
     def statistics(self) -> HandlerStatistics:
@@ -137,16 +137,20 @@ class ConnectionHandler:
         while self._in_flight:
             await self._quiet.wait()
 
-    def close_streams(self) -> None:
+    async def close_streams(self) -> None:
         """The drain deadline passed: end every streamed response now, cleanly.
 
         Each one gets its terminating chunk, so the client sees a complete (if short) SSE
         stream rather than a cut connection, and reconnects or retries as it would after any
         stream end. Responses with a Content-Length cannot end early; they are cancelled.
+
+        The upstream side is closed, not the pump cancelled: a pump in the middle of a write
+        to the client finishes it (a cancelled write would leave half a chunk on the wire),
+        then finds its upstream gone and the relay writes the last chunk.
         """
         self._streams_closed = True
-        for scope in list(self._stream_scopes):
-            scope.cancel()
+        for upstream in list(self._live):
+            await upstream.aclose()
 
     async def handle(self, stream: anyio.abc.SocketStream) -> None:
         """Serve one client connection until it closes; never raises (but cancellation)."""
@@ -434,17 +438,17 @@ class ConnectionHandler:
                     group.cancel_scope.cancel()
 
             group.start_soon(watch)
-            self._stream_scopes.add(group.cancel_scope)
+            self._live.add(upstream)
             try:
                 if self._streams_closed:
-                    group.cancel_scope.cancel()
+                    await upstream.aclose()
                 pumped = await self._pump(
                     ex, upstream, conn, stream, keepalive=self._config.sse_keepalive
                 )
             finally:
-                self._stream_scopes.discard(group.cancel_scope)
+                self._live.discard(upstream)
             group.cancel_scope.cancel()
-        if pumped is None and self._streams_closed:
+        if pumped is Outcome.TRUNCATED and self._streams_closed:
             await self._end_stream(conn, stream)
             return Outcome.CANCELLED
         # The pump's own outcome wins when it got to return: a client that hangs up right
