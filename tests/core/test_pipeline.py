@@ -769,6 +769,7 @@ def test_legacy_session_lifecycle_through_exchanges() -> None:
     assert isinstance(end, SessionEnd)
     assert end.reason == "deleted"
     assert isinstance(delete, RequestEvent)
+    assert (delete.client_name, delete.era) == ("Visual Studio Code", "legacy")
     assert s.sessions.get("s1") is None
 
 

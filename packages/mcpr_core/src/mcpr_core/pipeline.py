@@ -513,6 +513,13 @@ class Exchange:
             self._state = ExchangeState.REQUEST_BODY
             return ReadBody(limit=s.max_request_body_size)
         self._kind = kind
+        if head.target.split(b"?", 1)[0] in s.mcp_paths:
+            # A GET stream or a DELETE of the MCP endpoint has its era too (§7.8).
+            version = routing.header_value(head.headers, b"mcp-protocol-version")
+            header = version.decode("ascii", "replace") if version is not None else None
+            self._era = mcp.request_era(
+                None, session_id=self._session_id, protocol_version_header=header
+            )
         self._state = ExchangeState.UPSTREAM
         return self._forward(None)
 
@@ -981,8 +988,9 @@ class Exchange:
                 )
             return events, tracker.get(sid)
         if self._head.method == b"DELETE":
+            info = tracker.get(sid)  # the client whose session this ends
             events += tracker.on_delete(sid, now_ms, status=status)
-            return events, None
+            return events, info
         info = tracker.touch(sid, now_ms)
         if status:
             events += tracker.on_response(sid, status=status, now_ms=now_ms)
