@@ -69,15 +69,31 @@ def json_lines(output: str) -> list[dict[str, Any]]:
 
 @pytest.mark.usefixtures("store_path")
 def test_logs_table() -> None:
-    """logs prints the newest requests first, with units and the error column."""
+    """logs prints the newest requests first, with era, client, units and the error column."""
     assert table(ok("proxy", "logs", "--tail", "3")) == [
-        ["12-31 23:59:00", "alpha", "s-aaaa11", "tools/call", "search", "timeout", "20.00ms",
-         "120B", "800B", "504 upstream timeout"],
-        ["12-31 23:58:00", "alpha", "s-aaaa11", "tools/call", "search", "error", "19.00ms",
-         "120B", "800B", "-32602 Invalid params"],
-        ["12-31 23:57:00", "alpha", "s-aaaa11", "tools/call", "search", "ok", "18.00ms",
-         "120B", "800B", ""],
+        ["12-31 23:59:00", "alpha", "s-aaaa11", "legacy", "claude-ai 1.2", "tools/call", "search",
+         "timeout", "20.00ms", "120B", "800B", "504 upstream timeout"],
+        ["12-31 23:58:00", "alpha", "s-aaaa11", "legacy", "claude-ai 1.2", "tools/call", "search",
+         "error", "19.00ms", "120B", "800B", "-32602 Invalid params"],
+        ["12-31 23:57:00", "alpha", "s-aaaa11", "legacy", "claude-ai 1.2", "tools/call", "search",
+         "ok", "18.00ms", "120B", "800B", ""],
     ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("store_path")
+def test_logs_show_modern_clients_without_a_session() -> None:
+    """A 2026-07-28 row has no session but names its era and its client, in the table and JSON."""
+    assert table(ok("proxy", "logs", "--tool", "fetch", "--tail", "1")) == [
+        ["12-31 22:00:02", "alpha", "", "modern", "cursor-agent 2.0", "tools/call", "fetch", "ok",
+         "200us", "120B", "800B", ""],
+    ]  # fmt: skip
+    [row] = json_lines(ok("proxy", "logs", "--tool", "fetch", "--tail", "1", "--json"))
+    assert {key: row[key] for key in ("session_id", "era", "client_name", "protocol_version")} == {
+        "session_id": None,
+        "era": "modern",
+        "client_name": "cursor-agent",
+        "protocol_version": "2026-07-28",
+    }
 
 
 @pytest.mark.usefixtures("store_path")
@@ -97,6 +113,8 @@ def test_logs_json_is_one_row_object_per_line() -> None:
         (["--tool", "fetch"], ["fetch-2", "fetch-1", "fetch-0"]),
         (["--method", "initialize"], ["init"]),
         (["--session", "s-aaab"], ["search-07"]),
+        (["--client", "cursor-agent"], ["fetch-2", "fetch-1", "fetch-0"]),
+        (["--client", "vscode"], ["search-07"]),
         (["--status", "error"], ["search-19"]),
         (["--error-code", "-32602"], ["search-19"]),
         (["--since", "3m"], ["search-20", "search-19", "search-18"]),
@@ -167,10 +185,13 @@ def test_follow_human_lines(store_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr("mcpr_cli.commands.query.sleep", sleep)
     assert ok("proxy", "logs", "-f", "--tail", "2", "--tool", "search").splitlines() == [
-        "12-31 23:58:00 alpha s-aaaa11 tools/call -> search error 19.00ms 120B 800B"
-        " [-32602 Invalid params]",
-        "12-31 23:59:00 alpha s-aaaa11 tools/call -> search timeout 20.00ms 120B 800B"
-        " [504 upstream timeout]",
+        "12-31 23:58:00 alpha s-aaaa11 legacy claude-ai 1.2 tools/call -> search error 19.00ms"
+        " 120B 800B [-32602 Invalid params]",
+        "12-31 23:59:00 alpha s-aaaa11 legacy claude-ai 1.2 tools/call -> search timeout 20.00ms"
+        " 120B 800B [504 upstream timeout]",
+    ]
+    assert ok("proxy", "logs", "-f", "--tail", "1", "--tool", "fetch").splitlines() == [
+        "12-31 22:00:02 alpha modern cursor-agent 2.0 tools/call -> fetch ok 200us 120B 800B",
     ]
 
 
@@ -178,7 +199,7 @@ def test_follow_human_lines(store_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_slow() -> None:
     """slow lists requests at or above the threshold, slowest first, in a table or JSON."""
     rows = table(ok("proxy", "slow", "--threshold", "19ms"))
-    assert [(row[0], row[4], row[6]) for row in rows] == [
+    assert [(row[0], row[6], row[8]) for row in rows] == [
         ("12-30 00:00:00", "", "2.00s"),
         ("12-31 23:59:00", "search", "20.00ms"),
         ("12-31 23:58:00", "search", "19.00ms"),

@@ -65,6 +65,7 @@ def _print_rows(rows: list[RequestRow], *, as_json: bool, title: str, empty: str
 @click.option("--tool", help="Only calls of this tool.")
 @click.option("--method", help="Only this MCP method (or HTTP verb).")
 @click.option("--session", "session_prefix", help="Only sessions starting with this prefix.")
+@click.option("--client", help="Only requests of this client name (either era).")
 @click.option("--status", type=click.Choice(["ok", "error", "timeout"]), help="Only this status.")
 @click.option("--error-code", help="Only this JSON-RPC error code or proxy HTTP status.")
 @json_option
@@ -76,12 +77,16 @@ def logs(
     tool: str | None,
     method: str | None,
     session_prefix: str | None,
+    client: str | None,
     status: str | None,
     error_code: str | None,
     as_json: bool,
     follow: bool,
 ) -> None:
-    """Recorded requests, newest first (with --follow: in arrival order, until Ctrl-C)."""
+    """Recorded requests, newest first (with --follow: in arrival order, until Ctrl-C).
+
+    Each row names its era (legacy or modern, i.e. 2026-07-28) and its client.
+    """
     where = RequestFilter(
         proxy=name,
         tool=tool,
@@ -89,6 +94,7 @@ def logs(
         session_prefix=session_prefix,
         status=status,
         error_code=error_code,
+        client=client,
         since_ms=since_cutoff(since),
     )
     with open_store() as reader:

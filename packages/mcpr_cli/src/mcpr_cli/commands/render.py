@@ -76,9 +76,12 @@ def _short(session_id: str | None) -> str:
 
 
 def requests_table(rows: Sequence[RequestRow], *, title: str) -> Table:
-    """Requests: time, proxy, session, method, target, status, latency, bytes, error."""
+    """Requests: time, proxy, session, era, client, method, target, status, latency, bytes, error.
+
+    Every row names its era and its client (for a legacy one, the client of its session).
+    """
     table = Table(title=title, title_justify="left")
-    for name in ("time", "proxy", "session", "method", "target", "status"):
+    for name in ("time", "proxy", "session", "era", "client", "method", "target", "status"):
         table.add_column(name)
     for name in ("latency", "in", "out"):
         table.add_column(name, justify="right")
@@ -88,6 +91,8 @@ def requests_table(rows: Sequence[RequestRow], *, title: str) -> Table:
             format_time(row.ts, year=False),
             row.proxy,
             _short(row.session_id),
+            row.era or "",
+            _client(row.client_name, row.client_version),
             row.method,
             _target(row),
             _status(row.status),
@@ -104,6 +109,9 @@ def request_line(row: RequestRow) -> Text:
     line = Text(f"{format_time(row.ts, year=False)} {row.proxy} ")
     if row.session_id:
         line.append(f"{_short(row.session_id)} ", style="dim")
+    who = " ".join(part for part in (row.era, _client(row.client_name, row.client_version)) if part)
+    if who:
+        line.append(f"{who} ", style="cyan")
     line.append(row.method)
     target = _target(row)
     if target:
