@@ -365,6 +365,8 @@ async def test_every_documented_family_is_declared() -> None:
         "mcpr_events_emitted_total": "counter",
         "mcpr_events_dropped_total": "counter",
         "mcpr_events_failed_total": "counter",
+        "mcpr_sink_errors_total": "counter",
+        "mcpr_sink_disabled": "gauge",
         "mcpr_upstream_up": "gauge",
         "mcpr_upstream_status": "gauge",
     }
@@ -436,6 +438,8 @@ async def test_sink_counters_come_from_the_bus_and_labels_are_escaped() -> None:
     assert emitted.value(sink=name) == 2
     assert families["mcpr_events_dropped_total"].value(sink=name) == 1
     assert families["mcpr_events_failed_total"].value(sink="list") == 0
+    assert families["mcpr_sink_errors_total"].value(sink="list") == 0
+    assert families["mcpr_sink_disabled"].value(sink="list") == 0
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,7 @@ async def test_failing_sink_is_logged_and_kept() -> None:
             "sink": "flaky",
             "call": "on_event",
             "error": "RuntimeError('sink broke')",
+            "note": "reported once: later failures are only counted (mcpr_sink_errors_total)",
         }
     ]
 

@@ -16,7 +16,11 @@ Theory of operation (PRODUCT.md §5, STYLE.md §5.1):
   holds, then flushes and closes its sink. A lane that has not finished within
   `shutdown_timeout` is abandoned (its sink's pending call runs on in its thread; the events
   left are logged as lost) so that a hung sink cannot keep the process alive.
-* A sink that raises is logged and kept; its failures are counted.
+* A sink that raises is contained: its failed calls are counted (`errors`, and the events
+  of a failed delivery in `failed`), the first failure is logged once, later ones only
+  counted. After `max_failures` consecutive failed calls (a `SinkSpec` setting; 0 means
+  never) the sink is disabled with a logged message: its lane closes, what it still held is
+  counted as failed, later events as dropped, and the sink is closed without a flush.
 
 `emit()` must be called from the event loop's thread (memory streams are not thread-safe).
 """
@@ -40,6 +44,7 @@ __all__ = [
     "LINGER",
     "BusStatistics",
     "EventBus",
+    "SinkSpec",
     "SinkStatistics",
 ]
 
@@ -59,8 +64,25 @@ _log = structlog.get_logger("mcpr.bus")
 
 
 @dataclass(frozen=True, slots=True)
+class SinkSpec:
+    """A sink with how the bus treats it: its label, and when to give up on it.
+
+    `name` (default: the sink's own) labels it in logs and metrics. After `max_failures`
+    consecutive failed calls the sink is disabled; 0 never disables it.
+    """
+
+    sink: EventSink
+    name: str | None = None
+    max_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class SinkStatistics:
-    """Counters of one sink's lane: `accepted + dropped` is every event offered to it."""
+    """Counters of one sink's lane: `accepted + dropped` is every event offered to it.
+
+    `errors` counts the sink's calls that raised; `disabled` is set once it failed
+    `max_failures` times in a row.
+    """
 
     name: str
     accepted: int
@@ -68,6 +90,8 @@ class SinkStatistics:
     delivered: int
     failed: int
     buffered: int
+    errors: int = 0
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +110,10 @@ class BusStatistics:
 class _Lane:
     """One sink, its bounded stream and its counters."""
 
-    def __init__(self, sink: EventSink, capacity: int) -> None:
-        self.sink = sink
+    def __init__(self, spec: SinkSpec, capacity: int) -> None:
+        self.sink = spec.sink
+        self.name = spec.name if spec.name is not None else spec.sink.name
+        self.max_failures = spec.max_failures
         self.send: MemoryObjectSendStream[ProxyEvent]
         self.receive: MemoryObjectReceiveStream[ProxyEvent]
         self.send, self.receive = anyio.create_memory_object_stream[ProxyEvent](capacity)
@@ -96,18 +122,23 @@ class _Lane:
         self.dropped = 0
         self.delivered = 0
         self.failed = 0
+        self.errors = 0  # calls that raised
+        self.consecutive = 0  # calls that raised since the last one that did not
+        self.disabled = False
         self.in_flight = 0  # events handed to the sink by the call in progress
         self.drained = anyio.Event()  # the stream is closed and empty
         self.done = False  # drained, flushed and closed
 
     def statistics(self) -> SinkStatistics:
         return SinkStatistics(
-            name=self.sink.name,
+            name=self.name,
             accepted=self.accepted,
             dropped=self.dropped,
             delivered=self.delivered,
             failed=self.failed,
             buffered=self.receive.statistics().current_buffer_used,
+            errors=self.errors,
+            disabled=self.disabled,
         )
 
 
@@ -120,7 +151,7 @@ class EventBus:
 
     def __init__(
         self,
-        sinks: Sequence[EventSink],
+        sinks: Sequence[EventSink | SinkSpec],
         *,
         capacity: int = CAPACITY,
         batch_size: int = BATCH_SIZE,
@@ -128,7 +159,8 @@ class EventBus:
         linger: float = LINGER,
         shutdown_timeout: float = SHUTDOWN_TIMEOUT,
     ) -> None:
-        self._lanes = [_Lane(sink, capacity) for sink in sinks]
+        specs = [s if isinstance(s, SinkSpec) else SinkSpec(s) for s in sinks]
+        self._lanes = [_Lane(spec, capacity) for spec in specs]
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._linger = linger
@@ -141,7 +173,7 @@ class EventBus:
         self._scope: anyio.CancelScope | None = None
 
     def __repr__(self) -> str:
-        names = ", ".join(lane.sink.name for lane in self._lanes)
+        names = ", ".join(lane.name for lane in self._lanes)
         state = "closing" if self._closing else "open"
         return f"<EventBus [{names}] {state} emitted={self._emitted}>"
 
@@ -195,7 +227,7 @@ class EventBus:
         for lane in self._lanes:
             if not lane.done:
                 left = lane.receive.statistics().current_buffer_used + lane.in_flight
-                _log.warning("sink_abandoned", sink=lane.sink.name, events_lost=left)
+                _log.warning("sink_abandoned", sink=lane.name, events_lost=left)
         self._scope.cancel()
         await self._finished.wait()
 
@@ -212,13 +244,17 @@ class EventBus:
                             batch.append(lane.receive.receive_nowait())
                         except (anyio.WouldBlock, anyio.EndOfStream):
                             break
+                    if lane.disabled:  # what it still held when it was given up on
+                        lane.failed += len(batch)
+                        continue
                     await self._deliver(lane, batch)
                     if len(batch) < self._batch_size:
                         # Not backed up: let a few more events gather before the next hop.
                         await anyio.sleep(self._linger)
             # Not a cancellation: a flush in progress finishes before the final one starts.
             lane.drained.set()
-        await self._call(lane, "flush", lane.sink.flush)
+        if not lane.disabled:
+            await self._call(lane, "flush", lane.sink.flush)
         await self._call(lane, "close", lane.sink.close)
         lane.done = True
 
@@ -227,7 +263,8 @@ class EventBus:
             with anyio.move_on_after(self._flush_interval):
                 await lane.drained.wait()
                 return
-            await self._call(lane, "flush", lane.sink.flush)
+            if not lane.disabled:
+                await self._call(lane, "flush", lane.sink.flush)
 
     async def _deliver(self, lane: _Lane, batch: list[ProxyEvent]) -> None:
         lane.in_flight = len(batch)
@@ -243,11 +280,34 @@ class EventBus:
             lane.failed += len(batch)
 
     async def _call(self, lane: _Lane, what: str, call: Callable[[], None]) -> bool:
-        """Run one sink method in a worker thread; log and count what it raises."""
+        """Run one sink method in a worker thread; count what it raises, and log it once."""
         async with lane.lock:
             try:
                 await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
             except Exception as exc:  # a sink's failure is contained, never propagated
-                _log.error("sink_failed", sink=lane.sink.name, call=what, error=repr(exc))
+                self._failed(lane, what, exc)
                 return False
+        lane.consecutive = 0
         return True
+
+    def _failed(self, lane: _Lane, what: str, exc: Exception) -> None:
+        lane.errors += 1
+        lane.consecutive += 1
+        if lane.errors == 1:
+            _log.error(
+                "sink_failed",
+                sink=lane.name,
+                call=what,
+                error=repr(exc),
+                note="reported once: later failures are only counted (mcpr_sink_errors_total)",
+            )
+        if lane.max_failures and lane.consecutive >= lane.max_failures and not lane.disabled:
+            lane.disabled = True
+            lane.send.close()  # from now on `emit` counts this sink's events as dropped
+            _log.error(
+                "sink_disabled",
+                sink=lane.name,
+                consecutive_failures=lane.consecutive,
+                last_error=repr(exc),
+                hint="fix the sink and restart mcpr; the other sinks go on",
+            )

@@ -341,14 +341,23 @@ class Metrics:
             ("mcpr_events_emitted_total", "Events accepted into each sink's queue.", "accepted"),
             (
                 "mcpr_events_dropped_total",
-                "Events dropped because a sink's queue was full.",
+                "Events dropped because a sink's queue was full or the sink was disabled.",
                 "dropped",
             ),
             ("mcpr_events_failed_total", "Events a sink raised on while taking them.", "failed"),
+            ("mcpr_sink_errors_total", "Calls into a sink that raised.", "errors"),
         ):
             family = _Family(lines, name, "counter", help_text)
             for sink in sinks:
                 family.sample(getattr(sink, field), (("sink", sink.name),))
+        family = _Family(
+            lines,
+            "mcpr_sink_disabled",
+            "gauge",
+            "1 once a sink failed too many times in a row and no longer gets events.",
+        )
+        for sink in sinks:
+            family.sample(int(sink.disabled), (("sink", sink.name),))
 
     def _render_upstream(self, lines: list[str]) -> None:
         status = self._upstream_status() if self._upstream_status is not None else None
