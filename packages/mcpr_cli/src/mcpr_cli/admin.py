@@ -5,8 +5,9 @@ What a Kubernetes pod (or systemd, or Docker) needs from a sidecar proxy (PRODUC
 * `GET /healthz`: 200 `ok` while serving, 503 `draining` from the first SIGTERM on. The
   process is alive either way; 503 tells a load balancer to stop sending new work.
 * `GET /ready`: 200 when the proxy serves and the last upstream probe found an MCP server
-  (with or without a token, see `mcpr_cli.probe`); 503 while draining, before the first
-  probe, or while the upstream is down or not MCP. The body is JSON with the reason.
+  (with or without a token, see `mcpr_cli.probe`), and the tunnel, when `[tunnel]` runs
+  one, is connected; 503 while draining, before the first probe, while the upstream is
+  down or not MCP, or the tunnel is not connected. The body is JSON with the reason.
 * `GET /version`: the versions of the three distributions, as JSON.
 * `GET /metrics`: the Prometheus text format (`mcpr_cli.metrics`).
 
@@ -30,6 +31,7 @@ import anyio.abc
 import h11
 from anyio.abc import SocketAttribute
 
+from mcp_tunnel_client import TunnelClient, TunnelStatus
 from mcpr_cli.metrics import CONTENT_TYPE, Metrics
 from mcpr_cli.probe import UpstreamProbe
 from mcpr_cli.transport.h11io import receive_event, send_event
@@ -81,6 +83,8 @@ class Health:
 
     def __init__(self, probe: UpstreamProbe | None = None) -> None:
         self.probe = probe
+        #: The tunnel client, when `[tunnel]` runs one.
+        self.tunnel: TunnelClient | None = None
         self._draining = False
 
     def __repr__(self) -> str:
@@ -99,6 +103,18 @@ class Health:
         """Whether the proxy is ready, and the JSON body that says why (or why not)."""
         if self._draining:
             return False, {"ready": False, "reason": "draining"}
+        ready, body = self._upstream_readiness()
+        if self.tunnel is None:
+            return ready, body
+        tunnel = self.tunnel
+        body["tunnel"] = {"status": tunnel.status.value, "url": tunnel.url, "error": tunnel.error}
+        if ready and tunnel.status is not TunnelStatus.CONNECTED:
+            reason = f"tunnel {tunnel.status.value}" + (f": {tunnel.error}" if tunnel.error else "")
+            body.update(ready=False, reason=reason)
+            return False, body
+        return ready, body
+
+    def _upstream_readiness(self) -> tuple[bool, dict[str, Any]]:
         if self.probe is None:
             return True, {"ready": True}
         last = self.probe.last

@@ -81,6 +81,7 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
             loaded.result.config,
             reload=lambda: load(path, flags).result,
             cloud=loaded.cloud,
+            tunnel=loaded.tunnel,
             config_path=path,
         )
     )

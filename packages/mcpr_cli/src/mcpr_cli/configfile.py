@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcpr_cli.tunnel import TunnelConfig, load_tunnel_config
 from mcpr_core.config import LoadResult, Problem, env_overrides, load_config
 from mcpr_integrations.cloud import CloudConfig, load_cloud_config
 
@@ -29,6 +30,8 @@ class LoadedConfig:
     path: Path | None
     #: The `[cloud]` table, when it is valid and has a token (and the rest is valid too).
     cloud: CloudConfig | None = None
+    #: The `[tunnel]` table, when it is valid and enabled (and the rest is valid too).
+    tunnel: TunnelConfig | None = None
 
 
 def find_config(start: Path) -> Path | None:
@@ -64,8 +67,15 @@ def load(
     overrides = {**env, **{k: v for k, v in flags.items() if v is not None}}
     result = load_config(data, overrides=overrides)
     cloud, cloud_problems = load_cloud_config(data)
-    if problems or cloud_problems:
-        merged = (*problems, *result.problems, *cloud_problems)
+    tunnel, tunnel_problems = load_tunnel_config(data)
+    if problems or cloud_problems or tunnel_problems:
+        merged = (*problems, *result.problems, *cloud_problems, *tunnel_problems)
         has_error = any(p.severity == "error" for p in merged)
         result = LoadResult(config=None if has_error else result.config, problems=merged)
-    return LoadedConfig(result=result, path=path, cloud=cloud if result.config else None)
+    valid = result.config is not None
+    return LoadedConfig(
+        result=result,
+        path=path,
+        cloud=cloud if valid else None,
+        tunnel=tunnel if valid else None,
+    )

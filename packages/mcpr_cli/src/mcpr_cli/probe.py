@@ -346,7 +346,8 @@ class UpstreamProbe:
     """Probes the upstream every `probe_interval` and emits a `Heartbeat` after each probe.
 
     Run `await task_group.start(probe.run)`; `last` is the latest result (None before the
-    first one finished). `requests_total` and `events_dropped` feed the heartbeat.
+    first one finished). `requests_total`, `events_dropped` and `tunnel_status` feed the
+    heartbeat.
     """
 
     def __init__(
@@ -356,6 +357,7 @@ class UpstreamProbe:
         emit: Callable[[ProxyEvent], None],
         requests_total: Callable[[], int] = lambda: 0,
         events_dropped: Callable[[], int] = lambda: 0,
+        tunnel_status: Callable[[], str | None] = lambda: None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._upstream = config.upstream
@@ -368,6 +370,7 @@ class UpstreamProbe:
         self._emit = emit
         self._requests_total = requests_total
         self._events_dropped = events_dropped
+        self._tunnel_status = tunnel_status
         self._started = time.monotonic()
         self._last: ProbeResult | None = None
         self._probes = 0
@@ -417,6 +420,7 @@ class UpstreamProbe:
                 uptime_s=int(time.monotonic() - self._started),
                 requests_total=self._requests_total(),
                 events_dropped=self._events_dropped(),
+                tunnel_status=self._tunnel_status(),
             )
         )
         return result

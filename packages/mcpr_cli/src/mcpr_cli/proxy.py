@@ -9,6 +9,7 @@ streamed responses (SSE) are ended cleanly first, with their last chunk, and get
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ class RunningProxy:
         self.config = config
         self._emit = emit
         self._rewriter = rewriter
+        self._public_url: str | None = None
         self.sessions = SessionTracker(config.name, ttl=config.session_ttl)
         settings = Settings.from_config(config, rewriter, self.sessions)
         self._pool = UpstreamPool(
@@ -98,10 +100,22 @@ class RunningProxy:
         refused = restart_fields(self.config, config)
         if refused:
             return refused
-        settings = Settings.from_config(config, self._rewriter, self.sessions)
-        self._handler.update_settings(settings)
+        self._handler.update_settings(self._settings(config))
         self.config = config
         return ()
+
+    def set_public_url(self, url: str | None) -> None:
+        """Rewrite CSP and OAuth for `url` from the next exchange on (the tunnel's URL).
+
+        It stays in force across `reload()`; None goes back to the configured `public_url`.
+        """
+        self._public_url = url
+        self._handler.update_settings(self._settings(self.config))
+
+    def _settings(self, config: ProxyConfig) -> Settings:
+        if self._public_url is not None:
+            config = dataclasses.replace(config, public_url=self._public_url)
+        return Settings.from_config(config, self._rewriter, self.sessions)
 
     def stop(self) -> None:
         """Ask the proxy to stop accepting and drain (returns at once)."""

@@ -44,6 +44,7 @@ from mcpr_cli.metrics import Metrics
 from mcpr_cli.probe import UpstreamProbe
 from mcpr_cli.proxy import RunningProxy, serve
 from mcpr_cli.registry import Registration, Registry, RegistryError, ReloadOutcome
+from mcpr_cli.tunnel import TunnelConfig, start_tunnel
 from mcpr_core.config import LoadResult, ProxyConfig
 from mcpr_core.events import EventSink
 from mcpr_core.schema import SchemaCapture
@@ -74,10 +75,12 @@ def run_proxy(
     *,
     cloud: CloudConfig | None = None,
     config_path: Path | None = None,
+    tunnel: TunnelConfig | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT, reloading `[csp]` on SIGHUP; return the exit code.
 
-    With `cloud`, events are also uploaded to the mcpr cloud. `config_path` is recorded in
+    With `cloud`, events are also uploaded to the mcpr cloud; with `tunnel`, a tunnel
+    client gives the proxy a public URL through a relay. `config_path` is recorded in
     the registry entry.
     """
     configure_logging(config.log_format)
@@ -101,6 +104,7 @@ def run_proxy(
             reload,
             cloud,
             registration,
+            tunnel,
             backend=config.backend,
             backend_options=options,
         )
@@ -183,6 +187,7 @@ async def _main(
     reload: Reloader | None,
     cloud: CloudConfig | None,
     registration: Registration,
+    tunnel: TunnelConfig | None,
 ) -> int:
     sinks = await anyio.to_thread.run_sync(open_sinks, config, cloud)
     store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
@@ -197,7 +202,7 @@ async def _main(
         await tasks.start(bus.run)
         try:
             code = await _serve_until_signal(
-                config, bus, metrics, store, reload, capture, registration
+                config, bus, metrics, store, reload, capture, registration, tunnel
             )
         finally:
             with anyio.CancelScope(shield=True):
@@ -216,6 +221,7 @@ async def _serve_until_signal(
     reload: Reloader | None,
     capture: SchemaCapture,
     registration: Registration,
+    tunnel: TunnelConfig | None,
 ) -> int:
     emit = metrics.observe_then(bus.emit)
     health = Health()
@@ -238,11 +244,17 @@ async def _serve_until_signal(
                     )
                 except OSError as exc:
                     return _fail(f"cannot listen on {_address(host, port)} (admin): {_reason(exc)}")
+            link = None
+            if tunnel is not None:
+                link = start_tunnel(tunnel, running, on_connected=registration.set_public_url)
+                health.tunnel = link
+                metrics.watch_tunnel(lambda: link.status.value)
             probe = UpstreamProbe(
                 config,
                 emit=emit,
                 requests_total=lambda: running.statistics().handler.exchanges_total,
                 events_dropped=lambda: bus.statistics().dropped,
+                tunnel_status=lambda: link.status.value if link is not None else None,
             )
             health.probe = probe
             metrics.watch_upstream(lambda: probe.status)
@@ -250,6 +262,8 @@ async def _serve_until_signal(
             _banner(running, store, admin)
             admin_url = admin.url if admin is not None else None
             registration.publish(port=running.port, local_url=running.url, admin_url=admin_url)
+            if link is not None:
+                await tasks.start(link.run)
             await tasks.start(probe.run)
             tasks.start_soon(_handle_signals, signals, running, health, reload, registration)
             # Returns once a signal stopped the proxy and the drain is over; the admin

@@ -57,9 +57,9 @@ _KIB = 1024
 _MIB = 1024 * _KIB
 
 #: Top-level tables that belong to other packages (the cloud, OpenTelemetry and custom sinks
-#: in mcpr_integrations, PRODUCT.md §6). They are skipped here, neither validated nor warned
-#: about.
-RESERVED_TABLES = frozenset({"cloud", "otel", "sinks"})
+#: in mcpr_integrations, PRODUCT.md §6; the tunnel and the relay in mcpr_cli). They are
+#: skipped here, neither validated nor warned about.
+RESERVED_TABLES = frozenset({"cloud", "otel", "relay", "sinks", "tunnel"})
 
 
 @dataclass(frozen=True, slots=True)

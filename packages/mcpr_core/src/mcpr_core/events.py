@@ -173,6 +173,8 @@ class Heartbeat(_EventBase):
     uptime_s: int
     requests_total: int
     events_dropped: int
+    #: The tunnel's status (connecting, connected, disconnected, evicted) when one runs.
+    tunnel_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
