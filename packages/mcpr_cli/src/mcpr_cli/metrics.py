@@ -37,6 +37,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
     "MAX_TOOLS",
+    "TUNNEL_STATES",
     "UPSTREAM_STATES",
     "Metrics",
     "escape_label",
@@ -54,6 +55,8 @@ DURATION_BUCKETS: Final = (
 _BOUNDS_US: Final = tuple(round(b * 1_000_000) for b in DURATION_BUCKETS)
 _LE: Final = (*(repr(b) for b in DURATION_BUCKETS), "+Inf")
 
+#: Every value `mcpr_tunnel_status` can take (`mcp_tunnel_client.TunnelStatus`).
+TUNNEL_STATES: Final = ("connecting", "connected", "disconnected", "evicted")
 #: Every value `mcpr_upstream_status` can take (the probe's classification).
 UPSTREAM_STATES: Final = ("connected", "auth_required", "not_mcp", "disconnected")
 #: States in which the upstream counts as up: it answers, and speaks MCP (an OAuth-protected
@@ -168,6 +171,7 @@ class Metrics:
         self._proxy: Callable[[], ProxyStatistics] | None = None
         self._bus: Callable[[], BusStatistics] | None = None
         self._upstream_status: Callable[[], str | None] | None = None
+        self._tunnel_status: Callable[[], str] | None = None
         self._sessions: Callable[[], int] | None = None
 
     def __repr__(self) -> str:
@@ -242,6 +246,10 @@ class Metrics:
         """Read the upstream's last probe status (one of UPSTREAM_STATES, None before any)."""
         self._upstream_status = status
 
+    def watch_tunnel(self, status: Callable[[], str]) -> None:
+        """Read the tunnel's status (one of TUNNEL_STATES); unwatched, no tunnel family."""
+        self._tunnel_status = status
+
     def watch_sessions(self, count: Callable[[], int]) -> None:
         """Read the number of active MCP sessions (e.g. `len` of the session table)."""
         self._sessions = count
@@ -255,6 +263,7 @@ class Metrics:
         self._render_gauges(lines)
         self._render_events(lines)
         self._render_upstream(lines)
+        self._render_tunnel(lines)
         lines.append("")
         return "\n".join(lines)
 
@@ -379,3 +388,16 @@ class Metrics:
         if status is not None:
             for state in UPSTREAM_STATES:
                 states.sample(1 if state == status else 0, (("status", state),))
+
+    def _render_tunnel(self, lines: list[str]) -> None:
+        if self._tunnel_status is None:
+            return
+        status = self._tunnel_status()
+        family = _Family(
+            lines,
+            "mcpr_tunnel_status",
+            "gauge",
+            "The tunnel to the relay ([tunnel] in mcpr.toml): 1 for the current state.",
+        )
+        for state in TUNNEL_STATES:
+            family.sample(1 if state == status else 0, (("status", state),))
