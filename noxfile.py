@@ -57,6 +57,20 @@ def tests_e2e(session: nox.Session) -> None:
     session.run("pytest", "tests/e2e", *session.posargs)
 
 
+@nox.session(name="tests-prometheus")
+def tests_prometheus(session: nox.Session) -> None:
+    """/metrics linted by promtool and scraped by a real Prometheus server (.ci/run installs it)."""
+    sync(session, "--all-packages", "--group", "e2e")
+    session.run("pytest", "tests/prometheus", *session.posargs)
+
+
+@nox.session(name="tests-fleet")
+def tests_fleet(session: nox.Session) -> None:
+    """Two mcpr replicas behind nginx with the config of docs/DEPLOY.md (.ci/run installs it)."""
+    sync(session, "--all-packages", "--group", "e2e")
+    session.run("pytest", "tests/fleet", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
