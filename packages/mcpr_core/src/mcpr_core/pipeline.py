@@ -449,8 +449,20 @@ class Exchange:
 
     @property
     def list_changed(self) -> tuple[str, ...]:
-        """`notifications/*/list_changed` names seen in the response stream."""
+        """`notifications/*/list_changed` names seen in the response stream, not yet taken."""
         return tuple(self._list_changed)
+
+    def take_list_changed(self) -> tuple[str, ...]:
+        """Hand out the `list_changed` names seen since the last take.
+
+        A long-lived stream (`subscriptions/listen`, a legacy GET stream) carries them for
+        as long as it lasts: its driver takes them as they come, not only at the end.
+        """
+        if not self._list_changed:
+            return ()
+        taken = tuple(self._list_changed)
+        self._list_changed.clear()
+        return taken
 
     @property
     def between_events(self) -> bool:

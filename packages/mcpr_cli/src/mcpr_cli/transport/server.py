@@ -8,6 +8,8 @@ upstream and streams the answer back chunk by chunk.
 While a streamed response (no Content-Length: SSE, chunked) is being pumped, a second
 task watches the client socket; EOF there cancels the pump and closes the upstream
 connection, which for a 2026-07-28 request is the cancellation itself (PROTOCOL.md §1.5).
+A client hanging up while mcpr still waits for the upstream's head is noticed too, after a
+short grace (`_HEAD_GRACE`) that spares fast answers the watcher.
 With `sse_keepalive` set, an event stream idle that long gets an SSE comment (`KEEPALIVE`),
 only between whole events, so load balancers with idle timeouts keep it open.
 Every exchange, whatever happens to it, emits its events exactly once from a `finally`.
@@ -36,6 +38,7 @@ from mcpr_cli.transport.upstream import (
 from mcpr_core.config import ProxyConfig
 from mcpr_core.events import ProxyEvent
 from mcpr_core.pipeline import (
+    Captured,
     Exchange,
     Failure,
     Forward,
@@ -55,6 +58,8 @@ _EOF = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _CLIENT_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 #: Seconds to write the last chunk of a stream ended by the drain deadline.
 _END_STREAM_TIMEOUT = 0.25
+#: Seconds to wait for an upstream's response head before watching the client as well.
+_HEAD_GRACE = 0.02
 #: The comment written on an idle event stream; clients ignore comment lines (WHATWG HTML
 #: §9.2.6: "If the line starts with a U+003A COLON character (:) — Ignore the line").
 KEEPALIVE = b": keepalive\n\n"
@@ -89,6 +94,8 @@ class HandlerStatistics:
     exchanges_total: int
     #: Exchanges in flight whose request is `subscriptions/listen` (open listen streams).
     subscriptions_open: int = 0
+    #: `notifications/*/list_changed` seen on response streams, counted as they pass.
+    list_changed_total: int = 0
 
 
 class ConnectionHandler:
@@ -115,12 +122,15 @@ class ConnectionHandler:
         self._quiet = anyio.Event()
         self._quiet.set()
         self._listening = 0
+        self._list_changed = 0
         self._live: set[UpstreamConnection] = set()  # upstreams of streamed responses
         self._streams_closed = False
 
     def statistics(self) -> HandlerStatistics:
-        """Open connections, exchanges in flight, exchanges handled, open listen streams."""
-        return HandlerStatistics(self._connections, self._in_flight, self._total, self._listening)
+        """Open connections, exchanges in flight and handled, listen streams, list changes."""
+        return HandlerStatistics(
+            self._connections, self._in_flight, self._total, self._listening, self._list_changed
+        )
 
     def update_settings(self, settings: Settings) -> None:
         """Use `settings` from the next exchange on; exchanges in flight keep theirs."""
@@ -202,8 +212,7 @@ class ConnectionHandler:
                 self._quiet.set()
             for event in ex.finish(now=time.monotonic(), outcome=outcome):
                 self._emit(event)
-            if self._capture is not None:
-                self._capture.submit(ex.captured, ex.list_changed, time.time_ns() // 1_000_000)
+            self._hand_over(ex.take_list_changed(), ex.captured)
         # Whatever the outcome, a response sent whole after a request read whole leaves the
         # connection reusable: a proxy-made 502/504 carries no `Connection: close`, so closing
         # here would fail the client's next request on it (RFC 9112 §9.6).
@@ -403,6 +412,12 @@ class ConnectionHandler:
             else:
                 raise h11.RemoteProtocolError("connection closed inside a request body")
 
+    def _hand_over(self, list_changed: tuple[str, ...], captured: Captured | None = None) -> None:
+        """Count `list_changed` notifications; hand them (and a listing) to schema capture."""
+        self._list_changed += len(list_changed)
+        if self._capture is not None:
+            self._capture.submit(captured, list_changed, time.time_ns() // 1_000_000)
+
     async def _relay(
         self,
         ex: Exchange,
@@ -413,7 +428,7 @@ class ConnectionHandler:
         """Wait for the upstream's head, then stream its body to the client."""
         try:
             with anyio.fail_after(self._config.request_timeout):
-                response = await _receive_head(upstream)
+                response = await self._await_head(upstream, conn, stream)
         except TimeoutError:
             await self._send_reject(conn, stream, ex.upstream_failed(Failure.TIMEOUT))
             return Outcome.UPSTREAM_TIMEOUT
@@ -421,6 +436,8 @@ class ConnectionHandler:
             reject = ex.upstream_failed(Failure.BAD_RESPONSE, str(exc))
             await self._send_reject(conn, stream, reject)
             return Outcome.UPSTREAM_ERROR
+        if response is None:
+            return Outcome.CLIENT_CLOSED
         resp_head = ResponseHead(
             status=response.status_code, headers=response.headers, reason=response.reason
         )
@@ -459,6 +476,38 @@ class ConnectionHandler:
         # normal end of the exchange, not an abort (PROTOCOL.md §1.5).
         return Outcome.COMPLETED if ex.answered else Outcome.CLIENT_CLOSED
 
+    async def _await_head(
+        self, upstream: UpstreamConnection, conn: h11.Connection, stream: anyio.abc.SocketStream
+    ) -> h11.Response | None:
+        """The upstream's response head; None when the client hung up while waiting for it.
+
+        The request was sent whole, so the client can only bring the start of its next
+        request (kept for later) or EOF: then nobody waits for this answer any more, and for
+        a 2026-07-28 request that is its cancellation (PROTOCOL.md §1.5). The caller drops
+        the upstream connection, which is how the upstream learns of it. Heads that come
+        within `_HEAD_GRACE` are read without starting the watcher.
+        """
+        with anyio.move_on_after(_HEAD_GRACE):
+            # Cancelling a read loses nothing: no byte was taken from the socket.
+            return await _receive_head(upstream)
+        response: h11.Response | None = None
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                if await _watch_for_eof(stream, conn):
+                    group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            try:
+                response = await _receive_head(upstream)
+            except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+                failure = exc  # raised below, not wrapped in the group's ExceptionGroup
+            group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return response
+
     async def _pump(
         self,
         ex: Exchange,
@@ -480,6 +529,9 @@ class ConnectionHandler:
                     raise _UpstreamBroken(str(exc)) from exc
                 if isinstance(event, h11.Data):
                     out = ex.receive_response_data(event.data)
+                    changed = ex.take_list_changed()
+                    if changed:  # a listen stream may last for hours: count them as they come
+                        self._hand_over(changed)
                     if ex.response_too_large:
                         reject = ex.upstream_failed(Failure.RESPONSE_TOO_LARGE)
                         await self._send_reject(conn, stream, reject)
