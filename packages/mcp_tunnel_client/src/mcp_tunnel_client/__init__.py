@@ -2,14 +2,20 @@
 
 `TunnelClient` is the anyio driver; `TunnelProtocol` and the frame codec in
 `mcp_tunnel_client.frames` are the sans-IO core it drives, usable on their own.
+Importing the package (or the core modules) loads no event loop, socket or TLS module:
+the driver is imported on first use of `TunnelClient` or `TunnelStatus`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from mcp_tunnel_client.client import TunnelClient, TunnelStatus
+from typing import TYPE_CHECKING, Any
+
+from mcp_tunnel_client.endpoint import REGISTER_PATH, register_endpoint
 from mcp_tunnel_client.frames import STREAM, Frame, FrameError, encode_frame, parse_frame
 from mcp_tunnel_client.protocol import RemoteProtocolError, State, TunnelProtocol
-from mcp_tunnel_client.websocket import REGISTER_PATH, register_endpoint
+
+if TYPE_CHECKING:
+    from mcp_tunnel_client.client import TunnelClient, TunnelStatus
 
 __all__ = [
     "REGISTER_PATH",
@@ -27,7 +33,14 @@ __all__ = [
     "register_endpoint",
 ]
 
-try:
-    __version__ = version("mcp-tunnel-client")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0"
+#: The distribution's version (kept here: importlib.metadata would pull in socket).
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import the driver (anyio, wsproto, ssl) only when it is asked for."""
+    if name in ("TunnelClient", "TunnelStatus"):
+        from mcp_tunnel_client import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'mcp_tunnel_client' has no attribute {name!r}")
