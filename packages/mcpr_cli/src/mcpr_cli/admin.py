@@ -8,7 +8,7 @@ What a Kubernetes pod (or systemd, or Docker) needs from a sidecar proxy (PRODUC
   (with or without a token, see `mcpr_cli.probe`), and the tunnel, when `[tunnel]` runs
   one, is connected; 503 while draining, before the first probe, while the upstream is
   down or not MCP, or the tunnel is not connected. The body is JSON with the reason.
-* `GET /version`: the versions of the three distributions, as JSON.
+* `GET /version`: the versions of the four distributions, as JSON.
 * `GET /metrics`: the Prometheus text format (`mcpr_cli.metrics`).
 
 The server is tiny on purpose: anyio + h11, GET only, one request per connection answered
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 #: The distributions `/version` reports.
-DISTRIBUTIONS: Final = ("mcpr-cli", "mcpr-core", "mcpr-integrations")
+DISTRIBUTIONS: Final = ("mcpr-cli", "mcpr-core", "mcpr-integrations", "mcp-tunnel-client")
 #: Seconds a client has to send its request head.
 READ_TIMEOUT: Final = 5.0
 #: Largest request head accepted (admin requests are a line and a few headers).

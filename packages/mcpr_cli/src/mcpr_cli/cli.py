@@ -21,7 +21,7 @@ from mcpr_core.config import Problem
 
 __all__ = ["cli", "main"]
 
-_DISTRIBUTIONS = ("mcpr-cli", "mcpr-core", "mcpr-integrations")
+_DISTRIBUTIONS = ("mcpr-cli", "mcpr-core", "mcpr-integrations", "mcp-tunnel-client")
 
 
 @click.group()
