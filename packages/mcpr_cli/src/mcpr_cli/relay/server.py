@@ -87,6 +87,7 @@ class RunningRelay:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         try:
             while True:
+                event: h11.Event | type | None = None  # None: idle for too long
                 with anyio.move_on_after(_IDLE_TIMEOUT):
                     event = await receive_event(conn, stream)
                 if not isinstance(event, h11.Request):
