@@ -274,10 +274,12 @@ class ConnectionHandler:
         request: h11.Request,
         client_host: str | None,
     ) -> Outcome:
+        # h11's `Headers` is a Sequence whose every item is a Python-level __getitem__; the
+        # pipeline scans the headers about ten times per exchange, so copy them to a list once.
         head = RequestHead(
             method=request.method,
             target=request.target,
-            headers=request.headers,
+            headers=list(request.headers),
             client_host=client_host,
         )
         step = ex.receive_request_head(head)
@@ -439,7 +441,7 @@ class ConnectionHandler:
         if response is None:
             return Outcome.CLIENT_CLOSED
         resp_head = ResponseHead(
-            status=response.status_code, headers=response.headers, reason=response.reason
+            status=response.status_code, headers=list(response.headers), reason=response.reason
         )
         client_head = ex.receive_response_head(resp_head, now=time.monotonic())
         if client_head is not None:
