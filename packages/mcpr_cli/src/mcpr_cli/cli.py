@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from mcpr_cli.commands.setup import setup
 from mcpr_cli.commands.store import store
 from mcpr_cli.configfile import load
 from mcpr_core.config import Problem
+from mcpr_integrations.plugins import check_sinks
 
 __all__ = ["cli", "main"]
 
@@ -47,7 +49,7 @@ def proxy() -> None:
     """Run the proxy and look at what it recorded."""
 
 
-def _print_problems(problems: tuple[Problem, ...]) -> None:
+def _print_problems(problems: Sequence[Problem]) -> None:
     for problem in problems:
         click.echo(f"{problem.severity}: {problem.path}: {problem.message}", err=True)
 
@@ -83,6 +85,8 @@ def proxy_run(config: Path | None, **flags: Any) -> None:
             cloud=loaded.cloud,
             tunnel=loaded.tunnel,
             config_path=path,
+            sinks=loaded.sinks,
+            otel=loaded.otel,
         )
     )
 
@@ -115,19 +119,24 @@ def validate(config: Path | None) -> None:
     """Check a configuration (CONFIG, else the nearest mcpr.toml) and the MCPR_* environment.
 
     Every problem is printed with its key path; the exit status is 1 when any is an error.
+    Each `[[sinks]]` plugin's factory is called (and its sink closed again), so a sink that
+    refuses its keys is reported here rather than when the proxy starts.
     """
     loaded = load(config, {})
     if loaded.path is None and config is None:
         click.echo("no mcpr.toml found here or in a parent folder; checked the environment only")
-    _print_problems(loaded.result.problems)
-    result = loaded.result
-    errors = sum(1 for p in result.problems if p.severity == "error")
-    warnings = len(result.problems) - errors
+    problems = (*loaded.result.problems, *check_sinks(loaded.sinks))
+    _print_problems(problems)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = len(problems) - errors
     where = str(loaded.path) if loaded.path is not None else "environment"
-    if result.config is None:
+    if loaded.result.config is None or errors:
         click.echo(f"{where}: {errors} error(s), {warnings} warning(s)", err=True)
         sys.exit(1)
-    click.echo(f"{where}: ok ({warnings} warning(s)); upstream {result.config.mcp}")
+    sinks = "".join(f"; sink {s.name} ({s.use})" for s in loaded.sinks)
+    if loaded.otel is not None:
+        sinks += "; sink otel"
+    click.echo(f"{where}: ok ({warnings} warning(s)); upstream {loaded.result.config.mcp}{sinks}")
 
 
 for _command in (*QUERY_COMMANDS, schema, *REGISTRY_COMMANDS):

@@ -16,6 +16,8 @@ from typing import Any
 from mcpr_cli.tunnel import TunnelConfig, load_tunnel_config
 from mcpr_core.config import LoadResult, Problem, env_overrides, load_config
 from mcpr_integrations.cloud import CloudConfig, load_cloud_config
+from mcpr_integrations.otel import OtelConfig, load_otel_config
+from mcpr_integrations.plugins import SinkConfig, load_sink_configs
 
 __all__ = ["CONFIG_NAME", "LoadedConfig", "find_config", "load"]
 
@@ -32,6 +34,12 @@ class LoadedConfig:
     cloud: CloudConfig | None = None
     #: The `[tunnel]` table, when it is valid and enabled (and the rest is valid too).
     tunnel: TunnelConfig | None = None
+    #: The `[[sinks]]` tables, when they are valid themselves (the rest may not be, so that
+    #: `mcpr validate` can try their factories all the same): custom sinks found among the
+    #: installed entry points, not built yet.
+    sinks: tuple[SinkConfig, ...] = ()
+    #: The `[otel]` table, when present and valid.
+    otel: OtelConfig | None = None
 
 
 def find_config(start: Path) -> Path | None:
@@ -68,8 +76,11 @@ def load(
     result = load_config(data, overrides=overrides)
     cloud, cloud_problems = load_cloud_config(data)
     tunnel, tunnel_problems = load_tunnel_config(data)
-    if problems or cloud_problems or tunnel_problems:
-        merged = (*problems, *result.problems, *cloud_problems, *tunnel_problems)
+    sinks, sink_problems = load_sink_configs(data)
+    otel, otel_problems = load_otel_config(data)
+    extra = (*cloud_problems, *tunnel_problems, *sink_problems, *otel_problems)
+    if problems or extra:
+        merged = (*problems, *result.problems, *extra)
         has_error = any(p.severity == "error" for p in merged)
         result = LoadResult(config=None if has_error else result.config, problems=merged)
     valid = result.config is not None
@@ -78,4 +89,6 @@ def load(
         path=path,
         cloud=cloud if valid else None,
         tunnel=tunnel if valid else None,
+        sinks=sinks,
+        otel=otel if valid else None,
     )

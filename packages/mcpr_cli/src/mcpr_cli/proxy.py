@@ -27,6 +27,7 @@ from mcpr_core.events import ProxyEvent
 from mcpr_core.pipeline import ResultRewriter, Settings
 from mcpr_core.schema import SchemaCapture
 from mcpr_core.sessions import SessionStatistics, SessionTracker
+from mcpr_core.tracecontext import TraceIds
 
 __all__ = ["STREAM_CLOSE_GRACE", "ProxyStatistics", "RunningProxy", "serve"]
 
@@ -55,13 +56,15 @@ class RunningProxy:
         emit: Callable[[ProxyEvent], None],
         rewriter: ResultRewriter | None,
         capture: SchemaCapture,
+        trace_ids: Callable[[], TraceIds] | None = None,
     ) -> None:
         self.config = config
         self._emit = emit
         self._rewriter = rewriter
+        self._trace_ids = trace_ids
         self._public_url: str | None = None
         self.sessions = SessionTracker(config.name, ttl=config.session_ttl)
-        settings = Settings.from_config(config, rewriter, self.sessions)
+        settings = Settings.from_config(config, rewriter, self.sessions, trace_ids)
         self._pool = UpstreamPool(
             upstream=settings.upstream,
             connect_timeout=config.connect_timeout,
@@ -115,7 +118,7 @@ class RunningProxy:
     def _settings(self, config: ProxyConfig) -> Settings:
         if self._public_url is not None:
             config = dataclasses.replace(config, public_url=self._public_url)
-        return Settings.from_config(config, self._rewriter, self.sessions)
+        return Settings.from_config(config, self._rewriter, self.sessions, self._trace_ids)
 
     def stop(self) -> None:
         """Ask the proxy to stop accepting and drain (returns at once)."""
@@ -182,18 +185,23 @@ async def serve(
     emit: Callable[[ProxyEvent], None],
     rewriter: ResultRewriter | None = None,
     capture: SchemaCapture | None = None,
+    trace_ids: Callable[[], TraceIds] | None = None,
 ) -> AsyncIterator[RunningProxy]:
     """Listen on `config.bind`:`config.port` (0 picks a free port) and proxy until exit.
 
     `capture` may come seeded with the last stored schema snapshots, so an unchanged
     upstream creates no new version. Leaving the block stops accepting, drains in-flight
     exchanges for up to `config.drain_timeout` seconds, ends the open legacy sessions
-    (reason "shutdown"), and closes everything.
+    (reason "shutdown"), and closes everything. With `trace_ids` (the OpenTelemetry sink's,
+    under `[otel] propagate`), every forwarded request carries a `traceparent` naming
+    mcpr's span.
     """
     if capture is None:
         capture = SchemaCapture(config.name, config.mcp)
     listener = await anyio.create_tcp_listener(local_host=config.bind, local_port=config.port)
-    running = RunningProxy(config, listener, emit=emit, rewriter=rewriter, capture=capture)
+    running = RunningProxy(
+        config, listener, emit=emit, rewriter=rewriter, capture=capture, trace_ids=trace_ids
+    )
     async with anyio.create_task_group() as group:
         group.start_soon(running._run)
         try:

@@ -2,12 +2,13 @@
 
 Lifecycle (PRODUCT.md §8):
 
-* Start: the TLS CA file is read, the proxy's name is claimed in the local registry
-  (`mcpr_cli.registry`; another live proxy of that name is a startup failure), the sinks
-  open, the proxy and then the admin listener bind, the upstream probe starts, and the
-  registry entry says `running`, with the port and URLs. A failure to start (port in use,
-  unreadable CA file; a bad configuration is caught earlier, by the command) prints one line
-  and exits 1.
+* Start: the TLS CA file is read, the `[otel]` and `[[sinks]]` sinks are built (a plugin
+  refusing its configuration is a startup failure), the proxy's name is claimed in the
+  local registry (`mcpr_cli.registry`; another live proxy of that name is a startup
+  failure), the built-in sinks open, the proxy and then the admin listener bind, the banner
+  lists the sinks, the upstream probe starts, and the registry entry says `running`, with
+  the port and URLs. A failure to start (port in use, unreadable CA file; a bad
+  configuration is caught earlier, by the command) prints one line and exits 1.
 * The first SIGTERM or SIGINT starts the drain: the listener closes, `/healthz` and `/ready`
   answer 503, in-flight exchanges get `drain_timeout` to finish (each emits its events on
   the way out), streamed responses still open at the deadline are ended cleanly, the rest is
@@ -28,7 +29,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -44,12 +45,16 @@ from mcpr_cli.metrics import Metrics
 from mcpr_cli.probe import UpstreamProbe
 from mcpr_cli.proxy import RunningProxy, serve
 from mcpr_cli.registry import Registration, Registry, RegistryError, ReloadOutcome
+from mcpr_cli.sinks import OptionalSinks, build_optional_sinks
 from mcpr_cli.tunnel import TunnelConfig, start_tunnel
 from mcpr_core.config import LoadResult, ProxyConfig
 from mcpr_core.events import EventSink
 from mcpr_core.schema import SchemaCapture
+from mcpr_core.tracecontext import TraceIds
 from mcpr_integrations.cloud.config import CloudConfig
 from mcpr_integrations.cloud.sink import CloudSink
+from mcpr_integrations.otel.config import OtelConfig
+from mcpr_integrations.plugins import SinkBuildError, SinkConfig
 from mcpr_integrations.sqlite import SqliteSink
 from mcpr_integrations.stderr import StderrSink
 from mcpr_integrations.store import StoreError
@@ -76,17 +81,24 @@ def run_proxy(
     cloud: CloudConfig | None = None,
     config_path: Path | None = None,
     tunnel: TunnelConfig | None = None,
+    sinks: Sequence[SinkConfig] = (),
+    otel: OtelConfig | None = None,
 ) -> int:
     """Run until SIGTERM/SIGINT, reloading `[csp]` on SIGHUP; return the exit code.
 
     With `cloud`, events are also uploaded to the mcpr cloud; with `tunnel`, a tunnel
     client gives the proxy a public URL through a relay. `config_path` is recorded in
-    the registry entry.
+    the registry entry. `sinks` (`[[sinks]]`) and `otel` (`[otel]`) add sinks; a plugin
+    whose factory fails keeps the proxy from starting.
     """
     configure_logging(config.log_format)
     problem = _startup_problem(config)
     if problem is not None:
         return _fail(problem)
+    try:
+        optional = build_optional_sinks(proxy_name=config.name, plugins=sinks, otel=otel)
+    except SinkBuildError as exc:
+        return _fail(str(exc))
     options: dict[str, Any] = {}
     if config.backend == "asyncio" and importlib.util.find_spec("uvloop") is not None:
         options["use_uvloop"] = True
@@ -94,8 +106,10 @@ def run_proxy(
     try:
         registration = registry.acquire(config, config_path=config_path)
     except RegistryError as exc:
+        optional.close()
         return _fail(str(exc))
     except OSError as exc:
+        optional.close()
         return _fail(f"cannot register the proxy in {registry.root}: {_reason(exc)}")
     with registration:
         code = anyio.run(
@@ -105,6 +119,7 @@ def run_proxy(
             cloud,
             registration,
             tunnel,
+            optional,
             backend=config.backend,
             backend_options=options,
         )
@@ -188,11 +203,12 @@ async def _main(
     cloud: CloudConfig | None,
     registration: Registration,
     tunnel: TunnelConfig | None,
+    optional: OptionalSinks,
 ) -> int:
     sinks = await anyio.to_thread.run_sync(open_sinks, config, cloud)
     store = next((sink.store.path for sink in sinks if isinstance(sink, SqliteSink)), None)
     capture = await anyio.to_thread.run_sync(seeded_capture, config, store)
-    bus = EventBus(sinks)
+    bus = EventBus([*sinks, *optional.specs])
     metrics = Metrics()
     metrics.watch_bus(bus.statistics)
     tools = capture.snapshot("tools/list")
@@ -202,7 +218,15 @@ async def _main(
         await tasks.start(bus.run)
         try:
             code = await _serve_until_signal(
-                config, bus, metrics, store, reload, capture, registration, tunnel
+                config,
+                bus,
+                metrics,
+                store,
+                reload,
+                capture,
+                registration,
+                tunnel,
+                optional.trace_ids,
             )
         finally:
             with anyio.CancelScope(shield=True):
@@ -222,13 +246,16 @@ async def _serve_until_signal(
     capture: SchemaCapture,
     registration: Registration,
     tunnel: TunnelConfig | None,
+    trace_ids: Callable[[], TraceIds] | None,
 ) -> int:
     emit = metrics.observe_then(bus.emit)
     health = Health()
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with AsyncExitStack() as stack:
             try:
-                running = await stack.enter_async_context(serve(config, emit=emit, capture=capture))
+                running = await stack.enter_async_context(
+                    serve(config, emit=emit, capture=capture, trace_ids=trace_ids)
+                )
             except OSError as exc:
                 return _fail(
                     f"cannot listen on {_address(config.bind, config.port)}: {_reason(exc)}"
@@ -259,7 +286,7 @@ async def _serve_until_signal(
             health.probe = probe
             metrics.watch_upstream(lambda: probe.status)
             tasks = await stack.enter_async_context(anyio.create_task_group())
-            _banner(running, store, admin)
+            _banner(running, store, admin, [sink.name for sink in bus.statistics().sinks])
             admin_url = admin.url if admin is not None else None
             registration.publish(port=running.port, local_url=running.url, admin_url=admin_url)
             if link is not None:
@@ -327,7 +354,9 @@ async def _reload(running: RunningProxy, reload: Reloader | None) -> ReloadOutco
     return ReloadOutcome(applied=True)
 
 
-def _banner(running: RunningProxy, store: Path | None, admin: AdminServer | None) -> None:
+def _banner(
+    running: RunningProxy, store: Path | None, admin: AdminServer | None, sinks: Sequence[str]
+) -> None:
     config = running.config
     print(f"mcpr proxy '{config.name}' listening on {running.url}", file=sys.stderr)
     print(f"  upstream  {config.mcp}", file=sys.stderr)
@@ -335,4 +364,5 @@ def _banner(running: RunningProxy, store: Path | None, admin: AdminServer | None
         print(f"  public    {config.public_url}", file=sys.stderr)
     print(f"  store     {store if store is not None else '(none)'}", file=sys.stderr)
     print(f"  admin     {admin.url if admin is not None else '(off)'}", file=sys.stderr)
+    print(f"  sinks     {', '.join(sinks) if sinks else '(none)'}", file=sys.stderr)
     sys.stderr.flush()

@@ -155,8 +155,9 @@ def load_sink_configs(
 ) -> tuple[tuple[SinkConfig, ...], tuple[Problem, ...]]:
     """Check the `[[sinks]]` tables of a parsed `mcpr.toml` mapping (the whole file's).
 
-    `available` defaults to `installed_sinks()`. Every problem is reported at once; with
-    any, no sink is returned.
+    `available` defaults to `installed_sinks()`. Every problem is reported at once; the
+    tables without a problem of their own come back all the same, so that `mcpr validate`
+    can try their factories too (nothing may start while any problem is an error).
     """
     tables = data.get("sinks")
     if tables is None:
@@ -177,9 +178,7 @@ def load_sink_configs(
         config = _load_one(index, table, available, taken, problems)
         if config is not None:
             configs.append(config)
-    if problems:
-        return (), tuple(problems)
-    return tuple(configs), ()
+    return tuple(configs), tuple(problems)
 
 
 def build_sink(config: SinkConfig) -> EventSink:
