@@ -20,14 +20,24 @@ What each piece exercises on the wire (pinned byte by byte in test_http_wire.py)
   on 2026-07-28 the SDK answers with a JSON-RPC error (no back-channel).
 - `show_map` + `ui://widget/map.html`: an MCP Apps widget with a CSP in both `_meta.ui.csp` and
   the OpenAI `openai/widgetCSP` shape, for the CSP rewrite tests.
+- `set_extra_tool`: adds or removes the tool `extra` and publishes the change, which
+  2026-07-28 clients receive as `notifications/tools/list_changed` on their
+  `subscriptions/listen` streams.
+- `hold` + `hold_report`: a slow call whose cancellation the server records (its
+  `time.monotonic()`, comparable with the tests' own on one machine), and a call that
+  reports it, to see how soon a client's hang-up reaches the server.
+- `locate`: an argument mirrored into the `Mcp-Param-Region` header (`x-mcp-header`), which
+  the SDK checks against the body, so a header changed on the way is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 import warnings
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import anyio
 from mcp.server.mcpserver import (
@@ -43,9 +53,10 @@ from mcp.server.mcpserver import (
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import CreateMessageResult, SamplingMessage, TextContent
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 __all__ = [
+    "EXTRA_TOOL",
     "GREETING_TEXT",
     "GREETING_URI",
     "MAP_HTML",
@@ -58,6 +69,7 @@ __all__ = [
 ]
 
 SERVER_NAME = "mcpr-e2e"
+EXTRA_TOOL = "extra"
 GREETING_URI = "resource://greeting"
 GREETING_TEXT = "Hello from the mcpr end-to-end server."
 MAP_URI = "ui://widget/map.html"
@@ -85,6 +97,17 @@ def ask_haiku(topic: str) -> Sample:
     """Ask the client's model for a haiku (sampling)."""
     prompt = TextContent(type="text", text=f"Write a haiku about {topic}.")
     return Sample([SamplingMessage(role="user", content=prompt)], max_tokens=64)
+
+
+@dataclass
+class Hold:
+    """What the server saw of the `hold` call made under one token."""
+
+    started: anyio.Event = field(default_factory=anyio.Event)
+    cancelled: anyio.Event = field(default_factory=anyio.Event)
+    #: Server-side `time.monotonic()` of each, once it happened.
+    started_at: float = 0.0
+    cancelled_at: float = 0.0
 
 
 def build_server() -> MCPServer:
@@ -143,6 +166,59 @@ def build_server() -> MCPServer:
     def show_map(place: str) -> str:
         """Show a place on the map widget."""
         return f"map of {place}"
+
+    def extra() -> str:
+        """A tool that exists only between two `set_extra_tool` calls."""
+        return "extra"
+
+    @mcp.tool()
+    async def set_extra_tool(present: bool, ctx: Context) -> list[str]:
+        """Add or remove the tool `extra`, announce a change, and return the tool names."""
+        names = {tool.name for tool in await mcp.list_tools()}
+        if present and EXTRA_TOOL not in names:
+            mcp.add_tool(extra, name=EXTRA_TOOL)
+        elif not present and EXTRA_TOOL in names:
+            mcp.remove_tool(EXTRA_TOOL)
+        else:
+            return sorted(names)
+        await ctx.notify_tools_changed()
+        return sorted(tool.name for tool in await mcp.list_tools())
+
+    holds: dict[str, Hold] = {}
+
+    @mcp.tool()
+    async def hold(token: str, seconds: float, ctx: Context) -> str:
+        """Report progress once, then wait `seconds`; a cancellation is recorded under `token`."""
+        state = holds.setdefault(token, Hold())
+        state.started_at = time.monotonic()
+        state.started.set()
+        await ctx.report_progress(0, seconds, "holding")
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            state.cancelled_at = time.monotonic()
+            state.cancelled.set()
+            raise
+        return f"held {seconds} s"
+
+    @mcp.tool()
+    async def hold_report(token: str, until: Literal["started", "cancelled"]) -> float:
+        """Wait until the `hold` call under `token` started (or was cancelled); return when."""
+        state = holds.setdefault(token, Hold())
+        with anyio.move_on_after(10):
+            if until == "started":
+                await state.started.wait()
+                return state.started_at
+            await state.cancelled.wait()
+            return state.cancelled_at
+        raise ToolError(f"hold {token!r} not {until} within 10 s")
+
+    @mcp.tool()
+    def locate(
+        region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})],
+    ) -> str:
+        """Name the region, which 2026-07-28 clients also send as `Mcp-Param-Region`."""
+        return f"located in {region}"
 
     @mcp.resource(GREETING_URI, name="greeting", mime_type="text/plain")
     def greeting() -> str:

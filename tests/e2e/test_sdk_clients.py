@@ -126,6 +126,10 @@ async def test_list_tools(target_url: str, era: str) -> None:
         "greet",
         "greet_direct",
         "haiku",
+        "hold",
+        "hold_report",
+        "locate",
+        "set_extra_tool",
         "show_map",
         "slow_count",
     ]
