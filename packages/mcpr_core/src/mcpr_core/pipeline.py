@@ -373,6 +373,7 @@ class Exchange:
         "_request_session",
         "_request_size",
         "_response_size",
+        "_rewrite_client",
         "_rewrite_method",
         "_rewritten",
         "_session_events",
@@ -413,6 +414,7 @@ class Exchange:
         self._buffered = 0
         self._client_head: ResponseHead | None = None
         self._rewrite_method: str | None = None
+        self._rewrite_client: str | None = None
         self._rewritten = ""
         self._oauth = False
         self._captured: Captured | None = None
@@ -564,6 +566,8 @@ class Exchange:
             return self.body_too_large()
         self._request_size = len(body)
         parsed = jsonrpc.parse(body)
+        if isinstance(parsed, jsonrpc.Invalid) and parsed.reason is jsonrpc.InvalidReason.TOO_DEEP:
+            return self._too_deep()
         if isinstance(parsed, jsonrpc.Invalid):
             self._kind = routing.RequestKind.PASSTHROUGH
             self._calls.append(_Call(message=None, detail=None))
@@ -583,6 +587,18 @@ class Exchange:
                 return reject
         self._state = ExchangeState.UPSTREAM
         return self._forward(body)
+
+    def _too_deep(self) -> Reject:
+        """A body nested past the decoder's recursion limit: 400 with a -32700 error.
+
+        Forwarding it would hand the upstream the same stack-exhausting input, so it is
+        answered here (JSON-RPC §5.1: -32700 "Invalid JSON was received by the server").
+        """
+        message = "Parse error: JSON nested too deeply"
+        self._kind = routing.RequestKind.PASSTHROUGH
+        self._calls.append(_Call(None, None, error_code=jsonrpc.PARSE_ERROR, error_msg=message))
+        body = jsonrpc.error_body(None, jsonrpc.PARSE_ERROR, message)
+        return self._reject_raw(400, b"Bad Request", _JSON_HEADERS, body)
 
     def _check_era(self) -> Reject | None:
         """Record the era and any header/body disagreement (PROTOCOL.md §7.7, §7.8)."""
@@ -638,6 +654,11 @@ class Exchange:
             call = self._calls[0]
             method = call.message.method if call.message is not None else None
             client = call.detail.client_name if call.detail is not None else None
+            if client is None and self._session_id is not None and s.sessions is not None:
+                # A legacy request names no client: it is the one that opened its session.
+                info = s.sessions.get(self._session_id)
+                client = info.client_name if info is not None else None
+            self._rewrite_client = client
             if method is not None and rewriter.wants(method, client):
                 self._rewrite_method = method
         discovery = (
@@ -814,10 +835,27 @@ class Exchange:
         if mode is _Mode.SSE_OBSERVE:
             self._drain_sse(decoder, rewrite=False)
             self._response_size += len(data)
+            if decoder.statistics().buffered > self._settings.max_response_body_size:
+                self._stop_observing()  # what it held was sent already
             return data
         out = self._drain_sse(decoder, rewrite=True)
+        if decoder.statistics().buffered > self._settings.max_response_body_size:
+            out += self._stop_observing()
         self._response_size += len(out)
         return out
+
+    def _stop_observing(self) -> bytes:
+        """An event grew past `max_response_body_size`: pass the rest of the stream through.
+
+        Holding an unterminated event (one endless `data:` line) would cost unbounded
+        memory; from here on the bytes flow unobserved and unrewritten. Returns the bytes
+        the decoder held back, which a rewriting stream has not sent yet.
+        """
+        decoder = self._decoder
+        assert decoder is not None
+        self._decoder = None
+        self._mode = _Mode.PASS
+        return decoder.trailing
 
     @property
     def response_too_large(self) -> bool:
@@ -888,8 +926,7 @@ class Exchange:
             return None
         if not isinstance(message.result, dict) or not self._is_ours(message.id):
             return None
-        client = self._calls[0].detail.client_name if self._calls[0].detail else None
-        result = rewriter.rewrite(method, message.result, client)
+        result = rewriter.rewrite(method, message.result, self._rewrite_client)
         if result is None:
             return None
         return {**message.obj, "result": result}

@@ -1,0 +1,100 @@
+"""The pipeline's memory and depth bounds (PRODUCT.md §9 "every size limit enforced before
+memory is spent"): JSON too deep to decode, and an SSE event that never ends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcpr_core import jsonrpc
+from mcpr_core.config import CspConfig, ProxyConfig
+from mcpr_core.events import RequestEvent
+from mcpr_core.pipeline import (
+    Exchange,
+    Forward,
+    Outcome,
+    ReadBody,
+    Reject,
+    RequestHead,
+    ResponseHead,
+    Settings,
+)
+
+UPSTREAM = "http://127.0.0.1:8000/mcp"
+SSE = ((b"content-type", b"text/event-stream"),)
+HEAD = RequestHead(
+    method=b"POST",
+    target=b"/mcp",
+    headers=((b"host", b"127.0.0.1:3000"), (b"content-type", b"application/json")),
+)
+CAP = 1000
+
+
+def _exchange(**overrides: Any) -> Exchange:
+    settings = Settings.from_config(ProxyConfig(mcp=UPSTREAM, **overrides))
+    return Exchange(settings, exchange_id="ex", ts_ms=0, now=0.0)
+
+
+def _event(ex: Exchange, outcome: Outcome = Outcome.COMPLETED) -> RequestEvent:
+    (event,) = ex.finish(now=1.0, outcome=outcome)
+    assert isinstance(event, RequestEvent)
+    return event
+
+
+def test_json_nested_past_the_recursion_limit_is_answered_400_parse_error() -> None:
+    """A body nested 100,000 deep is refused with 400 and a -32700 error, never forwarded."""
+    ex = _exchange()
+    assert isinstance(ex.receive_request_head(HEAD), ReadBody)
+    step = ex.receive_request_body(b"[" * 100_000 + b"]" * 100_000)
+    assert isinstance(step, Reject)
+    assert step.status == 400
+    answer = json.loads(step.body)
+    assert answer["id"] is None
+    assert answer["error"]["code"] == jsonrpc.PARSE_ERROR
+    event = _event(ex, Outcome.REJECTED)
+    assert (event.status, event.note, event.error_code) == (400, "rejected", -32700)
+    assert event.error_msg == "Parse error: JSON nested too deeply"
+
+
+def test_moderately_nested_json_is_forwarded() -> None:
+    """Nesting well within the limit (100 levels) is an ordinary request."""
+    params: Any = {}
+    for _ in range(100):
+        params = {"a": params}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+    ex = _exchange()
+    ex.receive_request_head(HEAD)
+    assert isinstance(ex.receive_request_body(body.encode()), Forward)
+
+
+def _sse_exchange(**overrides: Any) -> Exchange:
+    ex = _exchange(max_response_body_size=CAP, **overrides)
+    ex.receive_request_head(HEAD)
+    call = {"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "ui://w"}}
+    ex.receive_request_body(json.dumps(call).encode())
+    assert ex.receive_response_head(ResponseHead(200, SSE), now=0.5) is not None
+    return ex
+
+
+def test_endless_sse_line_passes_through_once_it_exceeds_the_cap() -> None:
+    """An observed event longer than max_response_body_size stops being decoded; bytes flow."""
+    ex = _sse_exchange()
+    chunks = [b"data: ", *[b"x" * 300] * 10, b"\n\n", b'data: {"jsonrpc":"2.0","id":1}\n\n']
+    out = [ex.receive_response_data(chunk) for chunk in chunks]
+    assert out == chunks
+    assert not ex.between_events  # nothing is decoded any more
+    assert ex.receive_response_end() == (None, b"")
+    assert _event(ex).response_size == sum(map(len, chunks))
+
+
+def test_endless_sse_line_of_a_rewritten_stream_is_released_at_the_cap() -> None:
+    """A rewriting stream holds an unfinished event only up to the cap, then sends it on."""
+    ex = _sse_exchange(csp=CspConfig(domain="example.com"))
+    first = b'data: {"jsonrpc":"2.0","method":"notifications/message"}\n\ndata: '
+    assert ex.receive_response_data(first) == first[: first.index(b"data: ", 10)]
+    assert ex.receive_response_data(b"y" * 600) == b""
+    # Past the cap: what was held goes out at once, and the rest passes straight through.
+    assert ex.receive_response_data(b"y" * 600) == b"data: " + b"y" * 1200
+    rest = b"z" * 50 + b"\n\n"
+    assert ex.receive_response_data(rest) == rest
+    assert ex.receive_response_end() == (None, b"")
