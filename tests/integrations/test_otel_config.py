@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import pytest
 
-from mcpr_integrations.otel.config import OtelConfig, load_otel_config
+from mcpr_integrations.otel.config import OtelConfig, load_otel_config, otel_installed
 
 
 def load(table: Any, *, installed: bool = True) -> tuple[OtelConfig | None, list[str]]:
@@ -89,3 +90,14 @@ def test_missing_extra_says_what_to_install() -> None:
         "error: otel: the OpenTelemetry sink needs the otel extra: "
         "pip install 'mcpr-integrations[otel]'"
     ]
+
+
+def test_extra_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed extra is found; without any `opentelemetry` package it is not."""
+    assert otel_installed()
+
+    def missing(name: str) -> None:
+        raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}")
+
+    monkeypatch.setattr(importlib.util, "find_spec", missing)
+    assert not otel_installed()

@@ -49,10 +49,13 @@ class OtelConfig:
 
 def otel_installed() -> bool:
     """Whether the `otel` extra (the OpenTelemetry SDK and OTLP/HTTP exporter) is installed."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
-    )
+    try:
+        return all(
+            importlib.util.find_spec(name) is not None
+            for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+        )
+    except ModuleNotFoundError:  # find_spec imports the parents: no `opentelemetry` at all
+        return False
 
 
 def _endpoint(value: object) -> str:
