@@ -60,9 +60,16 @@ class UpstreamConnection:
         return await receive_event(self.conn, self.stream)
 
     def reusable(self) -> bool:
-        """Whether the exchange ended cleanly and the connection may serve another."""
+        """Whether the exchange ended cleanly and the connection may serve another.
+
+        Bytes the upstream sent past the end of its response (more than its Content-Length
+        said) answer no request of ours: reused, they would be read as the response to
+        the next client's request (a response desync), so such a connection is closed.
+        """
         conn = self.conn
         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            return False
+        if conn.trailing_data[0]:
             return False
         try:
             conn.start_next_cycle()
