@@ -188,7 +188,7 @@ def build_server() -> MCPServer:
 
     @mcp.tool()
     async def hold(token: str, seconds: float, ctx: Context) -> str:
-        """Report progress once, then wait `seconds`; a cancellation is recorded under `token`."""
+        """Report progress (if asked to), wait `seconds`; record a cancellation under `token`."""
         state = holds.setdefault(token, Hold())
         state.started_at = time.monotonic()
         state.started.set()
