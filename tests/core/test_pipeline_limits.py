@@ -98,3 +98,13 @@ def test_endless_sse_line_of_a_rewritten_stream_is_released_at_the_cap() -> None
     rest = b"z" * 50 + b"\n\n"
     assert ex.receive_response_data(rest) == rest
     assert ex.receive_response_end() == (None, b"")
+
+
+def test_a_body_that_never_came_whole_is_refused_with_the_request_named() -> None:
+    """client_error after ReadBody (a body cut off or too slow) answers and names the path."""
+    ex = _exchange()
+    assert isinstance(ex.receive_request_head(HEAD), ReadBody)
+    reject = ex.client_error(408, "request body timeout")
+    assert (reject.status, reject.body) == (408, b"request body timeout\n")
+    event = _event(ex, Outcome.REJECTED)
+    assert (event.method, event.path, event.status, event.note) == ("POST", "/mcp", 408, "rejected")

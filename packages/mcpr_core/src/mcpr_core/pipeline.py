@@ -544,12 +544,13 @@ class Exchange:
         return ctype == b"" or ctype.endswith(b"json")
 
     def client_error(self, status: int, message: str) -> Reject:
-        """The request head itself was unusable (400, 408, 431): the answer to send.
+        """The request head, or later its body, was unusable (400, 408, 431): the answer.
 
-        The event of such an exchange has method "-" and path "-": nothing of the head
-        could be trusted.
+        Before a head was received, the event of such an exchange has method "-" and path
+        "-": nothing of the head could be trusted. A body that came malformed or too slowly
+        (read whole, or while streamed upstream) is refused the same way.
         """
-        self._expect(ExchangeState.REQUEST_HEAD)
+        self._expect(ExchangeState.REQUEST_HEAD, ExchangeState.REQUEST_BODY, ExchangeState.UPSTREAM)
         reason = _REASONS.get(status, b"Bad Request")
         return self._reject_raw(status, reason, _TEXT_HEADERS, message.encode() + b"\n")
 

@@ -8,8 +8,9 @@ upstream and streams the answer back chunk by chunk.
 While a streamed response (no Content-Length: SSE, chunked) is being pumped, a second
 task watches the client socket; EOF there cancels the pump and closes the upstream
 connection, which for a 2026-07-28 request is the cancellation itself (PROTOCOL.md §1.5).
-A client hanging up while mcpr still waits for the upstream's head is noticed too, after a
-short grace (`_HEAD_GRACE`) that spares fast answers the watcher.
+A client hanging up while mcpr still waits for the upstream's head, or for more of a sized
+body, is noticed too, after a short grace (`_HEAD_GRACE`) that spares fast answers the
+watcher.
 With `sse_keepalive` set, an event stream idle that long gets an SSE comment (`KEEPALIVE`),
 only between whole events, so load balancers with idle timeouts keep it open.
 Every exchange, whatever happens to it, emits its events exactly once from a `finally`.
@@ -18,8 +19,9 @@ Every exchange, whatever happens to it, emits its events exactly once from a `fi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 import anyio.abc
@@ -63,6 +65,8 @@ _HEAD_GRACE = 0.02
 #: The comment written on an idle event stream; clients ignore comment lines (WHATWG HTML
 #: §9.2.6: "If the line starts with a U+003A COLON character (:) — Ignore the line").
 KEEPALIVE = b": keepalive\n\n"
+
+_T = TypeVar("_T")
 
 
 class _UpstreamBroken(Exception):
@@ -234,6 +238,10 @@ class ConnectionHandler:
             if isinstance(event, h11.Request):
                 if size - len(conn.trailing_data[0]) > self._config.max_header_size:
                     return _HeadError(431, "request header fields too large")
+                if _has_both_framings(event):
+                    # RFC 9112 §6.3: "ought to be handled as an error"; forwarded, an upstream
+                    # reading Content-Length would take the rest as a smuggled request.
+                    return _HeadError(400, "both Content-Length and Transfer-Encoding")
                 return event
             if event is not h11.NEED_DATA:
                 return None
@@ -284,7 +292,10 @@ class ConnectionHandler:
         )
         step = ex.receive_request_head(head)
         if isinstance(step, ReadBody):
-            body = await self._read_body(conn, stream, step.limit)
+            try:
+                body = await self._read_body(conn, stream, step.limit)
+            except (TimeoutError, h11.RemoteProtocolError) as exc:
+                return await self._body_failed(ex, conn, stream, exc)
             step = ex.body_too_large() if body is None else ex.receive_request_body(body)
         if isinstance(step, Reject):
             await self._send_reject(conn, stream, step)
@@ -296,6 +307,22 @@ class ConnectionHandler:
             return await self._forward(ex, step, conn, stream, request)
         finally:
             self._listening -= listening
+
+    async def _body_failed(
+        self, ex: Exchange, conn: h11.Connection, stream: anyio.abc.SocketStream, exc: Exception
+    ) -> Outcome:
+        """The request body did not come whole: 408 when too slow, 400 when malformed.
+
+        A client that hung up inside its body gets no answer: it is recorded as gone.
+        """
+        if isinstance(exc, TimeoutError):
+            reject = ex.client_error(408, "request body timeout")
+        elif conn.trailing_data[1]:  # h11 saw the end of the stream
+            return Outcome.CLIENT_CLOSED
+        else:
+            reject = ex.client_error(400, str(exc))
+        await self._send_reject(conn, stream, reject)
+        return Outcome.REJECTED
 
     async def _read_body(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, limit: int
@@ -338,6 +365,8 @@ class ConnectionHandler:
                     conn, stream, ex.upstream_failed(Failure.UNREACHABLE, str(exc))
                 )
                 return Outcome.UPSTREAM_UNREACHABLE
+            except (TimeoutError, h11.RemoteProtocolError) as exc:
+                return await self._body_failed(ex, conn, stream, exc)
             try:
                 outcome = await self._relay(ex, upstream, conn, stream)
             except BaseException:
@@ -385,7 +414,9 @@ class ConnectionHandler:
                 raise ConnectFailed(f"sending to the upstream failed: {exc2}") from exc2
         if fwd.body is None:
             try:
-                await self._stream_request_body(conn, stream, upstream)
+                # Bounded like a body read whole: a trickling upload holds an upstream slot.
+                with anyio.fail_after(self._config.request_timeout):
+                    await self._stream_request_body(conn, stream, upstream)
             except BaseException:
                 await self._pool.discard(upstream)
                 raise
@@ -448,7 +479,7 @@ class ConnectionHandler:
             await self._send_head(conn, stream, client_head)
         streamed = client_head is not None and not _has_length(client_head)
         if not streamed:
-            return await self._pump(ex, upstream, conn, stream)
+            return await self._pump(ex, upstream, conn, stream, watch=True)
         pumped: Outcome | None = None
         async with anyio.create_task_group() as group:
 
@@ -489,26 +520,7 @@ class ConnectionHandler:
         the upstream connection, which is how the upstream learns of it. Heads that come
         within `_HEAD_GRACE` are read without starting the watcher.
         """
-        with anyio.move_on_after(_HEAD_GRACE):
-            # Cancelling a read loses nothing: no byte was taken from the socket.
-            return await _receive_head(upstream)
-        response: h11.Response | None = None
-        failure: Exception | None = None
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                if await _watch_for_eof(stream, conn):
-                    group.cancel_scope.cancel()
-
-            group.start_soon(watch)
-            try:
-                response = await _receive_head(upstream)
-            except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
-                failure = exc  # raised below, not wrapped in the group's ExceptionGroup
-            group.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        return response
+        return await _unless_client_leaves(lambda: _receive_head(upstream), stream, conn)
 
     async def _pump(
         self,
@@ -518,17 +530,22 @@ class ConnectionHandler:
         stream: anyio.abc.SocketStream,
         *,
         keepalive: float = 0.0,
+        watch: bool = False,
     ) -> Outcome:
         """Copy the upstream body to the client through the exchange.
 
         `keepalive` (seconds, 0 for never) is for streamed responses only: see `_next_event`.
+        With `watch`, a client hanging up while the upstream is slow to send more ends the
+        exchange (streamed responses have their own watcher).
         """
         try:
             while True:
                 try:
-                    event = await self._next_event(ex, upstream, conn, stream, keepalive)
+                    event = await self._next_event(ex, upstream, conn, stream, keepalive, watch)
                 except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
                     raise _UpstreamBroken(str(exc)) from exc
+                if event is None:
+                    return Outcome.CLIENT_CLOSED
                 if isinstance(event, h11.Data):
                     out = ex.receive_response_data(event.data)
                     changed = ex.take_list_changed()
@@ -563,9 +580,16 @@ class ConnectionHandler:
         conn: h11.Connection,
         stream: anyio.abc.SocketStream,
         keepalive: float,
-    ) -> h11.Event | type:
+        watch: bool,
+    ) -> h11.Event | type | None:
         """The upstream's next event; meanwhile, `KEEPALIVE` after each `keepalive` seconds
-        of silence while the client has been sent whole SSE events only."""
+        of silence while the client has been sent whole SSE events only. With `watch`, None
+        when the client hung up while waiting for it."""
+        if watch:
+            event = upstream.conn.next_event()  # what already arrived needs no watcher
+            if event is not h11.NEED_DATA:
+                return event
+            return await _unless_client_leaves(upstream.receive, stream, conn)
         if not keepalive:
             return await upstream.receive()
         while True:
@@ -648,6 +672,35 @@ async def _receive_head(upstream: UpstreamConnection) -> h11.Response:
         raise h11.RemoteProtocolError("upstream closed the connection before a response")
 
 
+async def _unless_client_leaves(
+    receive: Callable[[], Awaitable[_T]], stream: anyio.abc.SocketStream, conn: h11.Connection
+) -> _T | None:
+    """`receive()` from the upstream; None when the client hangs up first.
+
+    What comes within `_HEAD_GRACE` is read without starting the watcher.
+    """
+    with anyio.move_on_after(_HEAD_GRACE):
+        # Cancelling a read loses nothing: no byte was taken from the socket.
+        return await receive()
+    result: _T | None = None
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            if await _watch_for_eof(stream, conn):
+                group.cancel_scope.cancel()
+
+        group.start_soon(watch)
+        try:
+            result = await receive()
+        except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+            failure = exc  # raised below, not wrapped in the group's ExceptionGroup
+        group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return result
+
+
 async def _receive_or_eof(stream: anyio.abc.SocketStream) -> bytes:
     try:
         return await stream.receive(READ_SIZE)
@@ -674,6 +727,11 @@ def _has_length(head: ResponseHead) -> bool:
 
 def _is_chunked(request: h11.Request) -> bool:
     return any(k == b"transfer-encoding" and b"chunked" in v.lower() for k, v in request.headers)
+
+
+def _has_both_framings(request: h11.Request) -> bool:
+    names = {k for k, _ in request.headers}
+    return b"transfer-encoding" in names and b"content-length" in names
 
 
 def _remote_host(stream: anyio.abc.SocketStream) -> str | None:
