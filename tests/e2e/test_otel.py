@@ -28,6 +28,7 @@ import pytest
 
 from mcpr_cli.bus import EventBus
 from mcpr_cli.proxy import serve
+from mcpr_cli.sinks import build_optional_sinks
 from mcpr_core.config import ProxyConfig
 from mcpr_integrations.otel.config import OtelConfig
 from mcpr_integrations.otel.semconv import DURATION_METRIC
@@ -243,3 +244,19 @@ def test_a_hanging_collector_leaves_latency_unchanged(mcp_server_url: str, tmp_p
         assert not hanging.traces
     # Generous: a stall in the export path would cost seconds per request, not milliseconds.
     assert timings["hanging"] < 2 * timings["healthy"] + 0.005, timings
+
+
+def test_optional_sinks_wire_propagation_only_when_asked(receiver: OtlpReceiver) -> None:
+    """`mcpr proxy run` gets the sink's id source with `propagate = true`, and only then."""
+    on = build_optional_sinks(
+        proxy_name="p", otel=OtelConfig(endpoint=receiver.url, propagate=True)
+    )
+    off = build_optional_sinks(proxy_name="p", otel=OtelConfig(endpoint=receiver.url))
+    try:
+        assert [spec.sink.name for spec in on.specs] == ["otel"]
+        assert on.trace_ids is not None
+        assert len(on.trace_ids().span_id) == 16
+        assert off.trace_ids is None
+    finally:
+        on.close()
+        off.close()
