@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import tarfile
+import tomllib
+import zipfile
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv"
@@ -85,3 +93,116 @@ def typecheck(session: nox.Session) -> None:
     sync(session, "--all-packages", "--all-extras", "--group", "e2e")
     session.run("mypy")
     session.run("uv", "pip", "check", env={"VIRTUAL_ENV": session.virtualenv.location})
+
+
+#: What `nox -s build` builds, checks and installs, each after the siblings it depends on.
+DISTRIBUTIONS = ("mcpr-core", "mcpr-integrations", "mcp-tunnel-client", "mcpr-cli")
+#: Extras installed with a distribution's wheel, so that every one of its modules imports.
+EXTRAS = {"mcpr-integrations": "[otel]"}
+#: Run in each fresh venv: import the package and every module in it (but `__main__`), from
+#: that venv only; print the version.
+IMPORT_ALL = """
+import importlib, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+assert package.__file__.startswith(sys.prefix), package.__file__
+for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+    if not module.name.endswith(".__main__"):
+        importlib.import_module(module.name)
+print(package.__version__)
+"""
+
+
+@nox.session(default=False)
+def build(session: nox.Session) -> None:
+    """Build every wheel and sdist, check them, and install each wheel into a fresh venv.
+
+    `uv run nox -s build -- DIR` leaves the artifacts in DIR (default: the session's tmp).
+    """
+    session.install("twine>=6.1,<8")
+    tmp = Path(session.create_tmp()).resolve()
+    out = Path(session.posargs[0]).resolve() if session.posargs else tmp / "dist"
+    versions = {name: _version(name) for name in DISTRIBUTIONS}
+    wheels = {name: out / f"{_stem(name, versions[name])}-py3-none-any.whl" for name in versions}
+    sdists = {name: out / f"{_stem(name, versions[name])}.tar.gz" for name in versions}
+    for name in DISTRIBUTIONS:
+        session.run("uv", "build", "--package", name, "--no-sources", "--out-dir", str(out))
+    session.run("twine", "check", "--strict", *map(str, [*wheels.values(), *sdists.values()]))
+    for name in DISTRIBUTIONS:
+        missing = _missing(name, wheels[name], sdists[name])
+        if missing:
+            session.error(f"{name}: missing {', '.join(missing)}")
+    interpreter = str(Path(session.bin) / "python")
+    with session.chdir(tmp):  # nothing of the source tree on sys.path
+        for name in DISTRIBUTIONS:
+            venv = tmp / f"venv-{name}"
+            shutil.rmtree(venv, ignore_errors=True)
+            session.run("uv", "venv", "--quiet", "--python", interpreter, str(venv))
+            python = str(venv / "bin" / "python")
+            needed = [str(wheels[sibling]) for sibling in _siblings(name, wheels)]
+            wheel = f"{wheels[name]}{EXTRAS.get(name, '')}"
+            session.run("uv", "pip", "install", "--python", python, wheel, *needed)
+            module = name.replace("-", "_")
+            imported = session.run(python, "-c", IMPORT_ALL, module, silent=True, external=True)
+            if str(imported).strip() != versions[name]:
+                session.error(f"{module} says version {imported!r}, not {versions[name]}")
+        mcpr = str(tmp / "venv-mcpr-cli" / "bin" / "mcpr")
+        shown = json.loads(str(session.run(mcpr, "version", "--json", silent=True, external=True)))
+        if shown != versions:
+            session.error(f"mcpr version --json printed {shown}, expected {versions}")
+        session.run(mcpr, "demo", silent=True, external=True)  # the whole job, exit 0
+    session.log(f"{len(wheels) + len(sdists)} artifacts built, checked and installed: {out}")
+
+
+def _version(name: str) -> str:
+    """The version in a distribution's pyproject.toml."""
+    path = Path("packages") / name.replace("-", "_") / "pyproject.toml"
+    return str(tomllib.loads(path.read_text(encoding="utf-8"))["project"]["version"])
+
+
+def _stem(name: str, version: str) -> str:
+    """The file name of a distribution's artifacts, without the suffix."""
+    return f"{name.replace('-', '_')}-{version}"
+
+
+def _metadata(wheel: Path) -> str:
+    """The METADATA file of a wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        (path,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        return archive.read(path).decode("utf-8")
+
+
+def _siblings(name: str, wheels: dict[str, Path]) -> list[str]:
+    """The distributions of this workspace that `name` needs, directly or not."""
+    found: list[str] = []
+    todo = [name]
+    while todo:
+        for line in _metadata(wheels[todo.pop()]).splitlines():
+            if line.startswith("Requires-Dist: ") and "extra ==" not in line:
+                required = re.split(r"[\s<>=!~;\[(]", line.removeprefix("Requires-Dist: "))[0]
+                if required in wheels and required not in found:
+                    found.append(required)
+                    todo.append(required)
+    return found
+
+
+def _missing(name: str, wheel: Path, sdist: Path) -> list[str]:
+    """What a release needs and one of the two artifacts lacks (nothing, hopefully)."""
+    module = name.replace("-", "_")
+    with zipfile.ZipFile(wheel) as archive:
+        files = set(archive.namelist())
+    metadata = _metadata(wheel)
+    with tarfile.open(sdist) as archive:
+        top = sdist.name.removesuffix(".tar.gz")
+        sources = {member.name.removeprefix(top + "/") for member in archive.getmembers()}
+    missing = [
+        f for f in ("License-Expression: MIT", "Requires-Python: >=3.11") if f not in metadata
+    ]
+    missing += [f for f in (f"{module}/py.typed",) if f not in files]
+    missing += [
+        f
+        for f in ("LICENSE", "README.md", "CHANGELOG.md", f"src/{module}/py.typed")
+        if f not in sources
+    ]
+    if not any(f.endswith(".dist-info/licenses/LICENSE") for f in files):
+        missing.append("the wheel's licenses/LICENSE")
+    return missing
