@@ -9,10 +9,10 @@ header is set on the httpx2 client the SDK is given.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
@@ -139,7 +139,9 @@ async def _first_progress(
     async with http.stream("POST", url, headers=headers, json=body) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        async with aclosing(sse_messages(response)) as messages:
+        # sse_messages is an async generator: close it here, not at garbage collection.
+        messages = cast(AsyncGenerator[dict[str, Any], None], sse_messages(response))
+        async with aclosing(messages):
             async for message in messages:
                 return message
     raise AssertionError("the stream ended without a message")

@@ -130,9 +130,16 @@ async def test_bad_token_is_refused_with_a_clear_message(
         async with mcpr_run(tmp_path, mcp_server_url, port, admin, table) as (proc, stderr):
             message = "the relay refused the tunnel: invalid token"
             await eventually(lambda: message in _read(stderr), "the refusal", stderr)
-            await eventually(lambda: _ready(http, admin, 503), "/ready 503", stderr)
+            reason = f"tunnel disconnected: {message}"
+
+            async def refused() -> bool:
+                response = await http.get(f"http://127.0.0.1:{admin}/ready")
+                body = response.json()
+                return response.status_code == 503 and body.get("reason") == reason
+
+            # Until the first upstream probe finishes, /ready gives that as its reason.
+            await eventually(refused, "/ready 503 naming the refusal", stderr)
             ready = (await http.get(f"http://127.0.0.1:{admin}/ready")).json()
-            assert ready["reason"] == f"tunnel disconnected: {message}"
             assert ready["tunnel"]["status"] == "disconnected"
             assert proc.poll() is None  # the proxy keeps serving locally
             local = await http.post(
@@ -142,3 +149,68 @@ async def test_bad_token_is_refused_with_a_clear_message(
             )
             assert local.status_code != 502
         assert _read(stderr).count(message) == 1
+
+
+async def _listening(port: int) -> bool:
+    try:
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+    except OSError:
+        return False
+    await stream.aclose()
+    return True
+
+
+def _spawn_relay(config: Path, stderr_path: Path) -> subprocess.Popen[bytes]:
+    with stderr_path.open("wb") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mcpr_cli", "relay", "run", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+async def test_relay_and_proxy_processes_stream_sse_to_an_outside_client(
+    mcp_server_url: str, tmp_path: Path, free_tcp_port_factory: Callable[[], int]
+) -> None:
+    """`mcpr relay run` and `mcpr proxy run` as processes: the SDK client streams progress."""
+    relay_port, port, admin = (free_tcp_port_factory() for _ in range(3))
+    relay_config = tmp_path / "relay.toml"
+    relay_config.write_text(
+        f'[relay]\ndomain = "tunnel.test"\nport = {relay_port}\nscheme = "http"\n'
+        '[[relay.tokens]]\ntoken = "tok"\nsubdomains = ["demo"]\n',
+        encoding="utf-8",
+    )
+    relay_stderr = tmp_path / "relay.log"
+    relay = _spawn_relay(relay_config, relay_stderr)
+    try:
+        await eventually(lambda: _listening(relay_port), "the relay listening", relay_stderr)
+        relay_url = f"http://127.0.0.1:{relay_port}"
+        table = f'relay_url = "{relay_url}"\ntoken = "tok"\nsubdomain = "demo"'
+        proxy_dir = tmp_path / "proxy"
+        proxy_dir.mkdir()
+        async with (
+            httpx2.AsyncClient() as http,
+            mcpr_run(proxy_dir, mcp_server_url, port, admin, table) as (_, stderr),
+        ):
+            await eventually(lambda: _ready(http, admin, 200), "/ready 200", stderr)
+            seen: list[float] = []
+
+            async def on_progress(
+                progress: float, total: float | None, message: str | None
+            ) -> None:
+                seen.append(progress)
+
+            headers = {"Host": f"demo.tunnel.test:{relay_port}"}
+            async with create_mcp_http_client(headers=headers) as public_http:
+                transport = streamable_http_client(f"{relay_url}/mcp", http_client=public_http)
+                async with mcp.Client(transport, mode="legacy") as client:
+                    result = await client.call_tool(
+                        "slow_count", {"n": 3, "delay": 0.01}, progress_callback=on_progress
+                    )
+            assert not result.is_error
+            assert seen == [1, 2, 3]
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        assert await anyio.to_thread.run_sync(relay.wait, 15) == 0
+    assert "mcpr relay listening on" in _read(relay_stderr)
