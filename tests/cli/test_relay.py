@@ -13,7 +13,18 @@ from dataclasses import replace
 import anyio
 import pytest
 
-from mcp_tunnel_client import TunnelClient, TunnelStatus
+from mcp_tunnel_client import TunnelClient, TunnelStatus, register_endpoint
+from mcp_tunnel_client.frames import (
+    Cancel,
+    Chunk,
+    Hello,
+    Registered,
+    Request,
+    StreamHead,
+    encode_frame,
+    parse_frame,
+)
+from mcp_tunnel_client.websocket import WebSocket, WebSocketClosed, connect_websocket
 from mcpr_cli.relay.config import RelayConfig, TokenRule
 from mcpr_cli.relay.server import RunningRelay, serve_relay
 from mcpr_cli.relay.tunnels import WINDOW
@@ -281,3 +292,43 @@ def test_public_url_forms() -> None:
     https = replace(CONFIG, scheme="https")
     assert https.public_url("a", 8080) == "https://a.tunnel.test"
     assert replace(https, public_port=8443).public_url("a", 1) == "https://a.tunnel.test:8443"
+
+
+async def closed_by_relay(ws: WebSocket) -> WebSocketClosed:
+    """Read (and drop) frames until the relay closes the WebSocket; return how it closed."""
+    with anyio.fail_after(READ_TIMEOUT):
+        while True:
+            try:
+                await ws.receive_text()
+            except WebSocketClosed as exc:
+                return exc
+
+
+async def test_a_client_ignoring_credit_loses_its_tunnel() -> None:
+    """A client that streams past its credit is cut off, and its public client with it."""
+    async with serve_relay(CONFIG) as relay:
+        ws = await connect_websocket(register_endpoint(relay.url))
+        await ws.send_text(encode_frame(Hello("tok", "demo", ("stream",))))
+        assert isinstance(parse_frame(await ws.receive_text()), Registered)
+        async with public(relay) as http, anyio.create_task_group() as group:
+            group.start_soon(http.send_request, b"GET", b"/mcp")
+            request = parse_frame(await ws.receive_text())
+            assert isinstance(request, Request)
+            await ws.send_text(encode_frame(StreamHead(request.id, 200, ())))
+            await ws.send_text(encode_frame(Chunk(request.id, bytes(WINDOW + 1))))
+            assert (await closed_by_relay(ws)).code == 1002
+            head = await http.read_head()
+            assert head.status_code == 200
+            body, complete = await http.read_body()
+            assert (body, complete) == (b"", False)
+        await ws.aclose()
+        assert relay.hub.tunnels == {}
+
+
+async def test_a_first_frame_without_token_is_refused() -> None:
+    """A tunnel that does not start with its registration is closed as a protocol error."""
+    async with serve_relay(CONFIG) as relay:
+        ws = await connect_websocket(register_endpoint(relay.url))
+        await ws.send_text(encode_frame(Cancel("1")))
+        assert (await closed_by_relay(ws)).code == 1002
+        await ws.aclose()
