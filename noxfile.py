@@ -95,6 +95,13 @@ def typecheck(session: nox.Session) -> None:
     session.run("uv", "pip", "check", env={"VIRTUAL_ENV": session.virtualenv.location})
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """mcpr against direct, nginx and the FastMCP proxy (`uv run nox -s bench`; not default)."""
+    sync(session, "--all-packages", "--group", "e2e", "--group", "bench")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
 #: What `nox -s build` builds, checks and installs, each after the siblings it depends on.
 DISTRIBUTIONS = ("mcpr-core", "mcpr-integrations", "mcp-tunnel-client", "mcpr-cli")
 #: Extras installed with a distribution's wheel, so that every one of its modules imports.

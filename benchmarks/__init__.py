@@ -1,0 +1,6 @@
+"""Benchmarks of mcpr: `uv run nox -s bench` (see benchmarks/README.md).
+
+The package holds the harness (`python -m benchmarks`) and the processes it starts: the fast
+MCP upstream, the load generator, and small launchers for mcpr and the FastMCP proxy.
+The single-file scripts beside it (csp_rewrite.py, event_sinks.py) run on their own.
+"""
