@@ -1,5 +1,6 @@
-"""The pipeline's memory and depth bounds (PRODUCT.md §9 "every size limit enforced before
-memory is spent"): JSON too deep to decode, and an SSE event that never ends."""
+"""The pipeline's bounds (PRODUCT.md §9 "every size limit enforced before memory is spent"):
+JSON too deep to decode, an SSE event that never ends, a body that never came whole, and a
+method it will not carry (CONNECT)."""
 
 from __future__ import annotations
 
@@ -108,3 +109,13 @@ def test_a_body_that_never_came_whole_is_refused_with_the_request_named() -> Non
     assert (reject.status, reject.body) == (408, b"request body timeout\n")
     event = _event(ex, Outcome.REJECTED)
     assert (event.method, event.path, event.status, event.note) == ("POST", "/mcp", 408, "rejected")
+
+
+def test_connect_is_refused_501_before_anything_is_forwarded() -> None:
+    """CONNECT would open a tunnel through the upstream: answered 501 from the head."""
+    ex = _exchange()
+    head = RequestHead(method=b"CONNECT", target=b"10.0.0.1:22", headers=HEAD.headers)
+    step = ex.receive_request_head(head)
+    assert isinstance(step, Reject)
+    assert (step.status, step.reason) == (501, b"Not Implemented")
+    assert (_event(ex, Outcome.REJECTED).status, ex.kind) == (501, None)

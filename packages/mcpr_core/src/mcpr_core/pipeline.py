@@ -513,6 +513,10 @@ class Exchange:
         if check is not routing.HostCheck.OK:
             what = "Origin" if check is routing.HostCheck.BAD_ORIGIN else "Host"
             return self._reject(403, b"Forbidden", f"Forbidden: {what} header not allowed")
+        if head.method == b"CONNECT":
+            # A tunnel would reach whatever the upstream chose to connect to, and h11 cannot
+            # carry one: mcpr is its clients' origin server, not a forward proxy.
+            return self._reject(501, b"Not Implemented", "CONNECT is not supported: no tunnels")
         if sid is not None and s.replica is not None:
             self._upstream_session = fleet.upstream_session_id(s.replica, sid)
             if self._upstream_session is None:
