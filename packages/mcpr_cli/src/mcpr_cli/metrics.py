@@ -32,6 +32,7 @@ from mcpr_core.mcp import Method
 if TYPE_CHECKING:
     from mcpr_cli.bus import BusStatistics
     from mcpr_cli.proxy import ProxyStatistics
+    from mcpr_integrations.store.writer import StoreStatistics
 
 __all__ = [
     "CONTENT_TYPE",
@@ -173,6 +174,7 @@ class Metrics:
         self._upstream_status: Callable[[], str | None] | None = None
         self._tunnel_status: Callable[[], str] | None = None
         self._sessions: Callable[[], int] | None = None
+        self._store: Callable[[], StoreStatistics] | None = None
 
     def __repr__(self) -> str:
         total = sum(sum(by_status.values()) for by_status in self._requests.values())
@@ -254,6 +256,14 @@ class Metrics:
         """Read the number of active MCP sessions (e.g. `len` of the session table)."""
         self._sessions = count
 
+    def watch_store(self, statistics: Callable[[], StoreStatistics]) -> None:
+        """Read the store writer's counters; unwatched (no store), no store family.
+
+        The bus hands the store its events without error even when the disk is full: the
+        writer's own `failed` count is where such losses show.
+        """
+        self._store = statistics
+
     # -- scraping --------------------------------------------------------------------------
 
     def render(self) -> str:
@@ -264,6 +274,7 @@ class Metrics:
         self._render_events(lines)
         self._render_upstream(lines)
         self._render_tunnel(lines)
+        self._render_store(lines)
         lines.append("")
         return "\n".join(lines)
 
@@ -401,3 +412,17 @@ class Metrics:
         )
         for state in TUNNEL_STATES:
             family.sample(1 if state == status else 0, (("status", state),))
+
+    def _render_store(self, lines: list[str]) -> None:
+        if self._store is None:
+            return
+        stats = self._store()
+        family = _Family(
+            lines,
+            "mcpr_store_events_total",
+            "counter",
+            "Events the store's writer took: stored, skipped (not stored by design), or failed"
+            " (lost to a write error, such as a full disk).",
+        )
+        for outcome in ("stored", "skipped", "failed"):
+            family.sample(getattr(stats, outcome), (("outcome", outcome),))

@@ -211,6 +211,9 @@ async def _main(
     bus = EventBus([*sinks, *optional.specs])
     metrics = Metrics()
     metrics.watch_bus(bus.statistics)
+    for sink in sinks:
+        if isinstance(sink, SqliteSink):
+            metrics.watch_store(sink.statistics)
     tools = capture.snapshot("tools/list")
     if tools is not None:  # stored before a restart: label calls before the next listing
         metrics.know_tools(name for name, _ in tools.items)
