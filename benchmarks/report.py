@@ -258,8 +258,8 @@ def _fmt(s: dict[str, float] | None, spec: str = ".0f", ranged: bool = True) -> 
 
 def _syscalls(row: Record) -> str:
     reads, writes = row["reads_per_req"], row["writes_per_req"]
-    if reads is None or writes is None:
-        return "-"
+    if reads is None or writes is None or reads["median"] == writes["median"] == 0:
+        return "-"  # no proxy, or one that uses recv/send, which /proc/PID/io does not count
     return f"{reads['median']:.1f}/{writes['median']:.1f}"
 
 
