@@ -479,25 +479,31 @@ class ConnectionHandler:
             await self._send_head(conn, stream, client_head)
         streamed = client_head is not None and not _has_length(client_head)
         if not streamed:
-            return await self._pump(ex, upstream, conn, stream, watch=True)
-        pumped: Outcome | None = None
-        async with anyio.create_task_group() as group:
+            sized = await self._pump(ex, upstream, conn, stream, watch=True)
+            assert sized is not None  # only a `ready_only` pump stops short
+            return sized
+        # What already arrived is copied first: a short stream that came whole with its head
+        # ends here without waiting, so it needs no watcher (starting and cancelling that
+        # task costs about 70 us, a tenth of such an exchange).
+        pumped = await self._pump(ex, upstream, conn, stream, ready_only=True)
+        if pumped is None:
+            async with anyio.create_task_group() as group:
 
-            async def watch() -> None:
-                if await _watch_for_eof(stream, conn):
-                    group.cancel_scope.cancel()
+                async def watch() -> None:
+                    if await _watch_for_eof(stream, conn):
+                        group.cancel_scope.cancel()
 
-            group.start_soon(watch)
-            self._live.add(upstream)
-            try:
-                if self._streams_closed:
-                    await upstream.aclose()
-                pumped = await self._pump(
-                    ex, upstream, conn, stream, keepalive=self._config.sse_keepalive
-                )
-            finally:
-                self._live.discard(upstream)
-            group.cancel_scope.cancel()
+                group.start_soon(watch)
+                self._live.add(upstream)
+                try:
+                    if self._streams_closed:
+                        await upstream.aclose()
+                    pumped = await self._pump(
+                        ex, upstream, conn, stream, keepalive=self._config.sse_keepalive
+                    )
+                finally:
+                    self._live.discard(upstream)
+                group.cancel_scope.cancel()
         if pumped is Outcome.TRUNCATED and self._streams_closed:
             await self._end_stream(conn, stream)
             return Outcome.CANCELLED
@@ -531,17 +537,25 @@ class ConnectionHandler:
         *,
         keepalive: float = 0.0,
         watch: bool = False,
-    ) -> Outcome:
+        ready_only: bool = False,
+    ) -> Outcome | None:
         """Copy the upstream body to the client through the exchange.
 
         `keepalive` (seconds, 0 for never) is for streamed responses only: see `_next_event`.
         With `watch`, a client hanging up while the upstream is slow to send more ends the
-        exchange (streamed responses have their own watcher).
+        exchange (streamed responses have their own watcher). With `ready_only`, only what
+        already arrived is copied, and None means the rest is still to come.
         """
         try:
             while True:
                 try:
-                    event = await self._next_event(ex, upstream, conn, stream, keepalive, watch)
+                    event: h11.Event | type | None
+                    if ready_only:
+                        event = upstream.conn.next_event()
+                        if event is h11.NEED_DATA:
+                            return None
+                    else:
+                        event = await self._next_event(ex, upstream, conn, stream, keepalive, watch)
                 except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
                     raise _UpstreamBroken(str(exc)) from exc
                 if event is None:
