@@ -119,3 +119,13 @@ def test_connect_is_refused_501_before_anything_is_forwarded() -> None:
     assert isinstance(step, Reject)
     assert (step.status, step.reason) == (501, b"Not Implemented")
     assert (_event(ex, Outcome.REJECTED).status, ex.kind) == (501, None)
+
+
+def test_an_empty_chunk_is_no_data_and_does_not_end_an_event_stream() -> None:
+    """receive_response_data(b"") changes nothing: the SSE stream goes on afterwards."""
+    ex = _sse_exchange()
+    event = b'data: {"jsonrpc":"2.0","id":1,"result":{}}\n\n'
+    assert ex.receive_response_data(b"") == b""
+    assert ex.receive_response_data(event) == event
+    assert ex.receive_response_end() == (None, b"")
+    assert _event(ex).response_size == len(event)

@@ -817,10 +817,13 @@ class Exchange:
 
         Raises nothing for bad content: an undecodable body is simply not observed. When a
         buffered body grows past `max_response_body_size`, `response_too_large` turns true
-        and the driver answers with `upstream_failed(Failure.RESPONSE_TOO_LARGE)`.
+        and the driver answers with `upstream_failed(Failure.RESPONSE_TOO_LARGE)`. An empty
+        chunk is no data (the end of the body is `receive_response_end`).
         """
         self._expect(ExchangeState.RESPONSE)
         mode = self._mode
+        if not data:
+            return b""  # to the SSE decoder, b"" would mean the end of the stream
         if mode is _Mode.PASS:
             self._response_size += len(data)
             return data
