@@ -358,6 +358,8 @@ async def test_every_documented_family_is_declared() -> None:
         "mcpr_upstream_duration_seconds": "histogram",
         "mcpr_tool_calls_total": "counter",
         "mcpr_tool_call_duration_seconds": "histogram",
+        "mcpr_header_mismatches_total": "counter",
+        "mcpr_list_changed_total": "counter",
         "mcpr_requests_in_flight": "gauge",
         "mcpr_connections_open": "gauge",
         "mcpr_subscriptions_open": "gauge",

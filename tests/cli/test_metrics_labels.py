@@ -81,3 +81,12 @@ def test_tool_names_are_capped() -> None:
     calls = parse_exposition(metrics.render())["mcpr_tool_calls_total"]
     assert len(calls.samples) == MAX_TOOLS + 1
     assert calls.value(tool="other", outcome="ok") == 50
+
+
+def test_header_mismatches_are_counted() -> None:
+    """Every request event flagged with a header mismatch adds one to its counter."""
+    metrics = Metrics()
+    metrics.observe(request_event("tools/call", header_mismatch=True))
+    metrics.observe(request_event("tools/call"))
+    families = parse_exposition(metrics.render())
+    assert families["mcpr_header_mismatches_total"].value() == 1

@@ -169,6 +169,7 @@ class Metrics:
         self._tools: frozenset[str] = frozenset()
         self._tool_calls: dict[tuple[str, bool], int] = {}
         self._tool_durations: dict[str, _Histogram] = {}
+        self._header_mismatches = 0
         self._proxy: Callable[[], ProxyStatistics] | None = None
         self._bus: Callable[[], BusStatistics] | None = None
         self._upstream_status: Callable[[], str | None] | None = None
@@ -203,6 +204,8 @@ class Metrics:
             upstream.observe(event.upstream_us)
         if label == "tools/call":
             self._observe_tool(event)
+        if event.header_mismatch:
+            self._header_mismatches += 1
 
     def _observe_tool(self, event: RequestEvent) -> None:
         tool = event.tool if event.tool in self._tools else _OTHER
@@ -326,6 +329,20 @@ class Metrics:
         )
         for tool, hist in sorted(self._tool_durations.items()):
             family.histogram(hist, (("tool", tool),))
+        _Family(
+            lines,
+            "mcpr_header_mismatches_total",
+            "counter",
+            "2026-07-28 requests whose Mcp-Method, Mcp-Name or MCP-Protocol-Version header "
+            "disagreed with the body (forwarded unless strict_headers).",
+        ).sample(self._header_mismatches)
+        stats = self._proxy() if self._proxy is not None else None
+        _Family(
+            lines,
+            "mcpr_list_changed_total",
+            "counter",
+            "notifications/*/list_changed seen in response streams.",
+        ).sample(stats.handler.list_changed_total if stats is not None else 0)
 
     def _render_gauges(self, lines: list[str]) -> None:
         stats = self._proxy() if self._proxy is not None else None
