@@ -22,6 +22,7 @@ from mcpr_core.jsonrpc import (
     from_object,
     parse,
 )
+from tests.core.sse_data import sse_data
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
@@ -39,29 +40,12 @@ def _exchanges() -> list[Any]:
     return cases
 
 
-def _sse_data(body: str) -> list[str]:
-    """The `data` of every dispatched event of an SSE body (WHATWG rules, enough for fixtures)."""
-    events: list[str] = []
-    data: list[str] = []
-    for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if not line:
-            if data and "\n".join(data):
-                events.append("\n".join(data))
-            data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-        # Other fields, comments, and the chunk-size lines of the raw chunked fixture are
-        # lines this helper (like an SSE decoder for unknown fields) ignores.
-    return events
-
-
 def _response_messages(record: dict[str, Any]) -> list[str]:
     response = record["response"]
     headers = {name.lower(): value for name, value in response["headers"]}
     body: str = response["body"]
     if "text/event-stream" in headers.get("content-type", ""):
-        return _sse_data(body)
+        return sse_data(body)
     return [body] if body else []
 
 

@@ -31,6 +31,7 @@ from mcpr_core.mcp import (
     request_era,
     roles,
 )
+from tests.core.sse_data import sse_data
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
@@ -41,21 +42,6 @@ def _records() -> dict[str, dict[str, Any]]:
         for index, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
             records[f"{path.stem}[{index}]"] = json.loads(line)
     return records
-
-
-def _sse_data(body: str) -> list[str]:
-    """The `data` of every dispatched SSE event; other lines (and chunk sizes) are ignored."""
-    events: list[str] = []
-    data: list[str] = []
-    for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if not line:
-            if data and "\n".join(data):
-                events.append("\n".join(data))
-            data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
-    return events
 
 
 RECORDS = _records()
@@ -73,7 +59,7 @@ def _final_response(name: str) -> Message:
     headers = {k.lower(): v for k, v in response["headers"]}
     body = response["body"]
     if "text/event-stream" in headers.get("content-type", ""):
-        body = _sse_data(body)[-1]
+        body = sse_data(body)[-1]
     msg = parse(body)
     assert isinstance(msg, Message)
     return msg
