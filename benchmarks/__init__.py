@@ -2,5 +2,6 @@
 
 The package holds the harness (`python -m benchmarks`) and the processes it starts: the fast
 MCP upstream, the load generator, and small launchers for mcpr and the FastMCP proxy.
-The single-file scripts beside it (csp_rewrite.py, event_sinks.py) run on their own.
+The scripts beside it (csp_rewrite.py, and event_sinks.py and cloud_outage.py with the
+processes and load of sinkbench.py) run on their own.
 """
