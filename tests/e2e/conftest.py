@@ -17,16 +17,15 @@ Run only the server half with `pytest tests/e2e -k direct`.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mcpr_core.events import ProxyEvent
+from tests.e2e.processes import wait_listening
 from tests.otel_extra import otel_ignores
 
 #: test_otel.py needs the `otel` extra; left out only where it is missing outside CI.
@@ -34,8 +33,6 @@ collect_ignore = otel_ignores("test_otel.py")
 
 SERVER_SCRIPT = Path(__file__).with_name("mcp_app_server.py")
 
-#: How long the server subprocess may take to accept connections (imports dominate: ~1 s).
-STARTUP_TIMEOUT = 20.0
 #: How long it may take to exit after SIGTERM before it is killed.
 SHUTDOWN_TIMEOUT = 5.0
 
@@ -56,29 +53,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _wait_until_listening(proc: subprocess.Popen[bytes], port: int, stderr_path: Path) -> None:
-    """Return once 127.0.0.1:port accepts a connection; fail with the server's stderr otherwise."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"MCP test server exited with {proc.returncode} before listening; stderr:\n"
-                + stderr_path.read_text(errors="replace"),
-                pytrace=False,
-            )
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"MCP test server did not listen on port {port} within {STARTUP_TIMEOUT} s; "
-                    "stderr:\n" + stderr_path.read_text(errors="replace"),
-                    pytrace=False,
-                )
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="session")
 def mcp_server_url(
     free_tcp_port_factory: Callable[[], int], tmp_path_factory: pytest.TempPathFactory
@@ -96,7 +70,7 @@ def mcp_server_url(
             stderr=stderr,
         )
     try:
-        _wait_until_listening(proc, port, stderr_path)
+        wait_listening(proc, port, stderr_path, name="MCP test server")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()

@@ -6,9 +6,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,8 @@ from typing import Any
 import anyio
 import mcp
 import pytest
+
+from tests.e2e.processes import spawn_mcpr, wait_listening
 
 MAP_URI = "ui://widget/map.html"
 
@@ -41,25 +40,10 @@ class ProxyProcess:
         # No admin listener: its default port (9901) may be taken by another run.
         env = {**os.environ, "MCPR_DB": str(config.parent / "store.db"), "MCPR_ADMIN": "none"}
         self.stderr_path = stderr
-        self._stderr = stderr.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mcpr_cli", "proxy", "run", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            env=env,
-        )
+        self.proc = spawn_mcpr("proxy", "run", str(config), stderr_path=stderr, env=env)
 
     def wait_listening(self, port: int) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.stderr_path.read_text()
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("mcpr did not start listening:\n" + self.stderr_path.read_text())
+        wait_listening(self.proc, port, self.stderr_path)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -70,7 +54,6 @@ class ProxyProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-            self._stderr.close()
 
 
 @pytest.fixture(params=["asyncio", "trio"])

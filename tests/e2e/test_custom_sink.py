@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from mcpr_cli.cli import cli
+from tests.e2e.processes import spawn_mcpr
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "jsonl-sink"
 STARTUP_TIMEOUT = 20.0
@@ -78,14 +79,8 @@ def proxy(
     )
     config = _config(tmp_path, mcp_server_url, port, table)
     stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mcpr_cli", "proxy", "run", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=_environ(plugin_site, tmp_path),
-        )
+    env = _environ(plugin_site, tmp_path)
+    proc = spawn_mcpr("proxy", "run", str(config), stderr_path=stderr_path, env=env)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while "listening on" not in stderr_path.read_text(errors="replace"):

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from click.testing import CliRunner
 
 from mcpr_cli.cli import cli
 from mcpr_cli.runner import FORCED_EXIT
+from tests.e2e.processes import spawn_mcpr, wait_listening
 
 #: How long mcpr may take to listen (imports dominate), and any single wait on it.
 STARTUP_TIMEOUT = 20.0
@@ -70,30 +70,7 @@ def _run(config: Path, tmp_path: Path, stderr_path: Path) -> subprocess.Popen[by
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPR_")}
     env["MCPR_DB"] = str(tmp_path / "store.db")
     env["MCPR_HOME"] = str(tmp_path / "mcpr-home")
-    with stderr_path.open("wb") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mcpr_cli", "proxy", "run", str(config)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-
-
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, stderr: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"mcpr exited with {proc.returncode}:\n{stderr.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"mcpr did not listen within {STARTUP_TIMEOUT} s:\n{stderr.read_text()}"
-                )
-            time.sleep(0.05)
+    return spawn_mcpr("proxy", "run", str(config), stderr_path=stderr_path, env=env)
 
 
 @pytest.fixture
@@ -122,7 +99,7 @@ def start_mcpr(
         stderr_path = tmp_path / "mcpr.stderr"
         proc = _run(config, tmp_path, stderr_path)
         procs.append(proc)
-        _wait_listening(proc, port, stderr_path)
+        wait_listening(proc, port, stderr_path)
         return Mcpr(
             proc,
             f"http://127.0.0.1:{port}/mcp",

@@ -14,8 +14,6 @@ import os
 import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +34,7 @@ from mcpr_integrations.otel.sink import OtelSink
 from tests.cli.stub_upstream import ReceivedRequest, reply_with, stub_upstream
 from tests.cli.wire import JSON, Proxy, connect, rpc
 from tests.e2e.mcp_app_server import GREETING_URI
+from tests.e2e.processes import spawn_mcpr
 from tests.integrations.otlp_receiver import OtlpReceiver, attributes, otlp_receiver
 
 STARTUP_TIMEOUT = 20.0
@@ -67,14 +66,7 @@ class Mcpr:
         # A hung collector makes the exporter give up after 2 s, so shutdown stays short.
         env |= {"OTEL_EXPORTER_OTLP_TIMEOUT": "2", "OTEL_BSP_SCHEDULE_DELAY": "100"}
         self.stderr_path = tmp_path / f"mcpr-{self.port}.stderr"
-        with self.stderr_path.open("wb") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mcpr_cli", "proxy", "run", str(config)],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
+        self.proc = spawn_mcpr("proxy", "run", str(config), stderr_path=self.stderr_path, env=env)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while "listening on" not in self.stderr():
             assert self.proc.poll() is None, self.stderr()

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from mcpr_cli.cli import cli
 from mcpr_cli.registry import ProxyEntry, ProxyState, Registry
+from tests.e2e.processes import spawn_mcpr
 
 #: How long mcpr may take to register as running (imports dominate), and any single wait.
 STARTUP_TIMEOUT = 20.0
@@ -64,14 +64,7 @@ def _config_text(upstream: str, name: str, backend: str, **extra: Any) -> str:
 def _spawn(config: Path, stderr_path: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCPR_")}
     env |= {"MCPR_HOME": os.environ["MCPR_HOME"], "MCPR_DB": os.environ["MCPR_DB"]}
-    with stderr_path.open("wb") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mcpr_cli", "proxy", "run", str(config)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    return spawn_mcpr("proxy", "run", str(config), stderr_path=stderr_path, env=env)
 
 
 def _wait_running(proc: subprocess.Popen[bytes], name: str, stderr: Path) -> ProxyEntry:

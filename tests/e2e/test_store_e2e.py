@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from click.testing import CliRunner
 from mcp import types
 
 from mcpr_cli.cli import cli
+from tests.e2e.processes import wait_listening
 
 MCPR = Path(sys.executable).with_name("mcpr")
 #: How long the proxy may take to listen, and to exit after SIGTERM.
@@ -50,22 +49,6 @@ class ProxyProcess:
         return self.proc.wait(timeout=EXIT_TIMEOUT)
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, stderr: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"mcpr exited with {proc.returncode}:\n{stderr.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"mcpr did not listen within {STARTUP_TIMEOUT} s:\n{stderr.read_text()}"
-                )
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def proxy(
     mcp_server_url: str, tmp_path: Path, free_tcp_port_factory: Callable[[], int]
@@ -85,7 +68,7 @@ def proxy(
             stderr=stderr,
         )
     try:
-        _wait_listening(proc, port, stderr_path)
+        wait_listening(proc, port, stderr_path)
         yield ProxyProcess(proc, f"http://127.0.0.1:{port}/mcp", store, stderr_path)
     finally:
         if proc.poll() is None:

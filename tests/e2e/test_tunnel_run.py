@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcpr_cli.relay.config import RelayConfig, TokenRule
 from mcpr_cli.relay.server import serve_relay
+from tests.e2e.processes import spawn_mcpr
 
 RELAY = RelayConfig(
     domain="tunnel.test", tokens=(TokenRule("tok", ("demo",)),), port=0, scheme="http"
@@ -44,7 +44,8 @@ async def mcpr_run(
         encoding="utf-8",
     )
     stderr_path = tmp_path / "stderr.log"
-    proc = _spawn(config, stderr_path, {**os.environ, "MCPR_DB": str(tmp_path / "store.db")})
+    env = {**os.environ, "MCPR_DB": str(tmp_path / "store.db")}
+    proc = spawn_mcpr("proxy", "run", str(config), stderr_path=stderr_path, env=env)
     try:
         yield proc, stderr_path
     finally:
@@ -56,17 +57,6 @@ async def mcpr_run(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-def _spawn(config: Path, stderr_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with stderr_path.open("wb") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mcpr_cli", "proxy", "run", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=env,
-        )
 
 
 def _read(path: Path) -> str:
@@ -160,16 +150,6 @@ async def _listening(port: int) -> bool:
     return True
 
 
-def _spawn_relay(config: Path, stderr_path: Path) -> subprocess.Popen[bytes]:
-    with stderr_path.open("wb") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mcpr_cli", "relay", "run", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-
-
 async def test_relay_and_proxy_processes_stream_sse_to_an_outside_client(
     mcp_server_url: str, tmp_path: Path, free_tcp_port_factory: Callable[[], int]
 ) -> None:
@@ -182,7 +162,7 @@ async def test_relay_and_proxy_processes_stream_sse_to_an_outside_client(
         encoding="utf-8",
     )
     relay_stderr = tmp_path / "relay.log"
-    relay = _spawn_relay(relay_config, relay_stderr)
+    relay = spawn_mcpr("relay", "run", str(relay_config), stderr_path=relay_stderr)
     try:
         await eventually(lambda: _listening(relay_port), "the relay listening", relay_stderr)
         relay_url = f"http://127.0.0.1:{relay_port}"
