@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+from benchmarks.procs import free_port
 
 if TYPE_CHECKING:
     from mcpr_cli.bus import EventBus
@@ -125,14 +126,6 @@ async def _load(port: int, seconds: float) -> list[float]:
     until = time.perf_counter() + seconds
     await asyncio.gather(*(_client(port, until, latencies) for _ in range(CONNECTIONS)))
     return latencies
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start(module: str, *args: str) -> subprocess.Popen[str]:
