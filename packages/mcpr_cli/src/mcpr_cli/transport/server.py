@@ -475,17 +475,17 @@ class ConnectionHandler:
             status=response.status_code, headers=list(response.headers), reason=response.reason
         )
         client_head = ex.receive_response_head(resp_head, now=time.monotonic())
-        if client_head is not None:
-            await self._send_head(conn, stream, client_head)
+        # The head goes out with whatever of the body already arrived, in one write.
+        first: list[h11.Event] = [self._response(client_head)] if client_head is not None else []
         streamed = client_head is not None and not _has_length(client_head)
         if not streamed:
-            sized = await self._pump(ex, upstream, conn, stream, watch=True)
+            sized = await self._pump(ex, upstream, conn, stream, watch=True, outbox=first)
             assert sized is not None  # only a `ready_only` pump stops short
             return sized
         # What already arrived is copied first: a short stream that came whole with its head
         # ends here without waiting, so it needs no watcher (starting and cancelling that
         # task costs about 70 us, a tenth of such an exchange).
-        pumped = await self._pump(ex, upstream, conn, stream, ready_only=True)
+        pumped = await self._pump(ex, upstream, conn, stream, ready_only=True, outbox=first)
         if pumped is None:
             async with anyio.create_task_group() as group:
 
@@ -538,6 +538,7 @@ class ConnectionHandler:
         keepalive: float = 0.0,
         watch: bool = False,
         ready_only: bool = False,
+        outbox: list[h11.Event] | None = None,
     ) -> Outcome | None:
         """Copy the upstream body to the client through the exchange.
 
@@ -545,16 +546,21 @@ class ConnectionHandler:
         With `watch`, a client hanging up while the upstream is slow to send more ends the
         exchange (streamed responses have their own watcher). With `ready_only`, only what
         already arrived is copied, and None means the rest is still to come.
+        What is to go to the client collects in `outbox` (which may start with the response
+        head) and is written in one go before waiting for the upstream, before a local
+        answer, and at the end: what arrived in one read leaves in one write.
         """
+        out_events: list[h11.Event] = [] if outbox is None else outbox
         try:
             while True:
                 try:
-                    event: h11.Event | type | None
-                    if ready_only:
-                        event = upstream.conn.next_event()
-                        if event is h11.NEED_DATA:
+                    event: h11.Event | type | None = upstream.conn.next_event()
+                    if event is h11.NEED_DATA:
+                        if out_events:
+                            await self._send_client(conn, stream, *out_events)
+                            out_events.clear()
+                        if ready_only:
                             return None
-                    else:
                         event = await self._next_event(ex, upstream, conn, stream, keepalive, watch)
                 except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
                     raise _UpstreamBroken(str(exc)) from exc
@@ -566,23 +572,30 @@ class ConnectionHandler:
                     if changed:  # a listen stream may last for hours: count them as they come
                         self._hand_over(changed)
                     if ex.response_too_large:
+                        if out_events:
+                            await self._send_client(conn, stream, *out_events)
                         reject = ex.upstream_failed(Failure.RESPONSE_TOO_LARGE)
                         await self._send_reject(conn, stream, reject)
                         return Outcome.UPSTREAM_ERROR
                     if out:
-                        await self._send_client(conn, stream, h11.Data(data=out))
+                        out_events.append(h11.Data(data=out))
                 elif isinstance(event, h11.EndOfMessage):
                     held, out = ex.receive_response_end()
                     if held is not None:
-                        await self._send_head(conn, stream, held)
+                        out_events.append(self._response(held))
                     if out:
-                        await self._send_client(conn, stream, h11.Data(data=out))
-                    await self._send_client(conn, stream, h11.EndOfMessage())
+                        out_events.append(h11.Data(data=out))
+                    await self._send_client(conn, stream, *out_events, h11.EndOfMessage())
                     return Outcome.COMPLETED
                 else:
                     raise _UpstreamBroken("upstream connection closed")
         except _UpstreamBroken as exc:
             _log.info("upstream stream ended early", reason=str(exc))
+            if out_events:  # what came before the break still reaches the client
+                try:
+                    await self._send_client(conn, stream, *out_events)
+                except _ClientGone:
+                    return Outcome.CLIENT_CLOSED
             return Outcome.TRUNCATED
         except _ClientGone:
             return Outcome.CLIENT_CLOSED
@@ -624,21 +637,25 @@ class ConnectionHandler:
                 return
 
     async def _send_client(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, event: h11.Event
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, *events: h11.Event
     ) -> None:
+        """Write `events` to the client in one write; `_ClientGone` when it went away."""
         try:
-            await send_event(conn, stream, event)
+            await send_event(conn, stream, *events)
         except _CLIENT_GONE as exc:
             raise _ClientGone from exc
+
+    def _response(self, head: ResponseHead) -> h11.Response:
+        """The h11 response head for `head`, with `Connection: close` while draining."""
+        headers = list(head.headers)
+        if self._draining:
+            headers.append((b"connection", b"close"))
+        return h11.Response(status_code=head.status, headers=headers, reason=head.reason)
 
     async def _send_head(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, head: ResponseHead
     ) -> None:
-        headers = list(head.headers)
-        if self._draining:
-            headers.append((b"connection", b"close"))
-        response = h11.Response(status_code=head.status, headers=headers, reason=head.reason)
-        await self._send_client(conn, stream, response)
+        await self._send_client(conn, stream, self._response(head))
 
     async def _send_reject(
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, reject: Reject
