@@ -17,6 +17,7 @@ sense of simply fails the check it was part of.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -347,8 +348,13 @@ def _split_host_port(authority: str) -> tuple[str, str] | None:
     return host, port
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback_host(host: str) -> bool:
-    """True for "localhost", 127.0.0.0/8 and ::1 (also written as IPv4-mapped)."""
+    """True for "localhost", 127.0.0.0/8 and ::1 (also written as IPv4-mapped).
+
+    Cached: every request asks it about the bind address and its Host, nearly always the
+    same few values, and `ipaddress` parsing is the most of a request's host check.
+    """
     host = host.lower()
     if host == "localhost":
         return True
