@@ -18,9 +18,11 @@ Every exchange, whatever happens to it, emits its events exactly once from a `fi
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import anyio
@@ -87,6 +89,34 @@ class _HeadError:
 
     status: int
     message: str
+
+
+@dataclass(slots=True)
+class _Body:
+    """A request body read whole, in parts."""
+
+    limit: int
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, event: h11.Event | type) -> bool:
+        """Take the next h11 event of the body; True at its end.
+
+        Raises `_BodyTooLarge` past `limit`, `h11.RemoteProtocolError` when it is cut off.
+        """
+        if isinstance(event, h11.Data):
+            self.size += len(event.data)
+            if self.size > self.limit:
+                raise _BodyTooLarge
+            self.parts.append(event.data)
+            return False
+        if isinstance(event, h11.EndOfMessage):
+            return True
+        raise h11.RemoteProtocolError("connection closed inside a request body")
+
+    def joined(self) -> bytes:
+        parts = self.parts
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,20 +358,18 @@ class ConnectionHandler:
         self, conn: h11.Connection, stream: anyio.abc.SocketStream, limit: int
     ) -> bytes | None:
         """The whole request body, or None when it exceeds `limit`."""
-        parts: list[bytes] = []
-        size = 0
-        with anyio.fail_after(self._config.request_timeout):
-            while True:
-                event = await receive_event(conn, stream)
-                if isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > limit:
-                        return None
-                    parts.append(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    return parts[0] if len(parts) == 1 else b"".join(parts)
-                else:
-                    raise h11.RemoteProtocolError("connection closed inside a request body")
+        body = _Body(limit)
+        try:
+            # What came with the head is taken first: no deadline (cancel scope) needed.
+            while (event := conn.next_event()) is not h11.NEED_DATA:
+                if body.add(event):
+                    return body.joined()
+            with anyio.fail_after(self._config.request_timeout):
+                while not body.add(await receive_event(conn, stream)):
+                    pass
+            return body.joined()
+        except _BodyTooLarge:
+            return None
 
     # -- carrying the exchange to the upstream ----------------------------------------------
 
@@ -460,8 +488,7 @@ class ConnectionHandler:
     ) -> Outcome:
         """Wait for the upstream's head, then stream its body to the client."""
         try:
-            with anyio.fail_after(self._config.request_timeout):
-                response = await self._await_head(upstream, conn, stream)
+            response = await self._await_head(upstream, conn, stream)
         except TimeoutError:
             await self._send_reject(conn, stream, ex.upstream_failed(Failure.TIMEOUT))
             return Outcome.UPSTREAM_TIMEOUT
@@ -524,9 +551,11 @@ class ConnectionHandler:
         request (kept for later) or EOF: then nobody waits for this answer any more, and for
         a 2026-07-28 request that is its cancellation (PROTOCOL.md §1.5). The caller drops
         the upstream connection, which is how the upstream learns of it. Heads that come
-        within `_HEAD_GRACE` are read without starting the watcher.
+        within `_HEAD_GRACE` are read without starting the watcher. `TimeoutError` after
+        `request_timeout`.
         """
-        return await _unless_client_leaves(lambda: _receive_head(upstream), stream, conn)
+        receive = functools.partial(_receive_head, upstream)
+        return await _unless_client_leaves(receive, stream, conn, self._config.request_timeout)
 
     async def _pump(
         self,
@@ -704,29 +733,41 @@ async def _receive_head(upstream: UpstreamConnection) -> h11.Response:
 
 
 async def _unless_client_leaves(
-    receive: Callable[[], Awaitable[_T]], stream: anyio.abc.SocketStream, conn: h11.Connection
+    receive: Callable[[], Awaitable[_T]],
+    stream: anyio.abc.SocketStream,
+    conn: h11.Connection,
+    within: float = math.inf,
 ) -> _T | None:
     """`receive()` from the upstream; None when the client hangs up first.
 
-    What comes within `_HEAD_GRACE` is read without starting the watcher.
+    What comes within `_HEAD_GRACE` is read without starting the watcher. `TimeoutError`
+    when nothing came `within` seconds (one cancel scope each for the grace and the rest,
+    not one more around both).
     """
-    with anyio.move_on_after(_HEAD_GRACE):
+    now = anyio.current_time()
+    deadline = now + within
+    with anyio.CancelScope(deadline=min(now + _HEAD_GRACE, deadline)):
         # Cancelling a read loses nothing: no byte was taken from the socket.
         return await receive()
+    if within <= _HEAD_GRACE:
+        raise TimeoutError
     result: _T | None = None
     failure: Exception | None = None
-    async with anyio.create_task_group() as group:
+    with anyio.CancelScope(deadline=deadline) as timer:
+        async with anyio.create_task_group() as group:
 
-        async def watch() -> None:
-            if await _watch_for_eof(stream, conn):
-                group.cancel_scope.cancel()
+            async def watch() -> None:
+                if await _watch_for_eof(stream, conn):
+                    group.cancel_scope.cancel()
 
-        group.start_soon(watch)
-        try:
-            result = await receive()
-        except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
-            failure = exc  # raised below, not wrapped in the group's ExceptionGroup
-        group.cancel_scope.cancel()
+            group.start_soon(watch)
+            try:
+                result = await receive()
+            except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+                failure = exc  # raised below, not wrapped in the group's ExceptionGroup
+            group.cancel_scope.cancel()
+    if timer.cancelled_caught:
+        raise TimeoutError
     if failure is not None:
         raise failure
     return result
