@@ -3,7 +3,8 @@
 A body cut off by the client, malformed chunking, a body trickling in past
 `request_timeout`, and a request framed both by Content-Length and Transfer-Encoding each
 get a definite answer (none for a client that left) and one event, never a logged
-traceback; a client leaving while a sized response stalls releases the exchange.
+traceback; a client leaving while a sized response stalls releases the exchange; a HEAD
+the proxy refuses is answered without content.
 """
 
 from __future__ import annotations
@@ -98,3 +99,17 @@ async def test_client_leaving_while_a_sized_answer_stalls_releases_everything() 
         await proxy.wait_quiet()
         await stub.wait_until(lambda: stub.connections_open == 0)
     assert (event.status, event.note, event.tool) == (200, "client_closed", "t")
+
+
+async def test_a_refused_head_request_gets_its_status_without_a_body() -> None:
+    """A HEAD refused by the proxy (a foreign Origin: 403) is answered without content."""
+    with capture_logs() as logs:
+        async with stub_upstream() as stub, run_proxy(stub.url) as proxy:
+            async with connect(proxy) as c:
+                origin = [(b"origin", b"http://evil.example")]
+                reply = await c.request(b"HEAD", b"/mcp", origin)
+            [event] = await proxy.wait_exchanges(1)
+    assert (reply.status, reply.body, reply.complete) == (403, b"", True)
+    assert (event.status, event.note) == (403, "rejected")
+    assert not stub.requests
+    assert [log for log in logs if log["log_level"] in ("error", "critical")] == []

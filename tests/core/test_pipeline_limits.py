@@ -129,3 +129,14 @@ def test_an_empty_chunk_is_no_data_and_does_not_end_an_event_stream() -> None:
     assert ex.receive_response_data(event) == event
     assert ex.receive_response_end() == (None, b"")
     assert _event(ex).response_size == len(event)
+
+
+def test_a_refused_head_request_is_answered_without_content() -> None:
+    """A HEAD refused by the proxy (here 403) gets its status and no body to send."""
+    ex = _exchange()
+    headers = (*HEAD.headers, (b"origin", b"http://evil.example"))
+    reject = ex.receive_request_head(RequestHead(method=b"HEAD", target=b"/mcp", headers=headers))
+    assert isinstance(reject, Reject)
+    assert (reject.status, reject.body) == (403, b"")
+    event = _event(ex, Outcome.REJECTED)
+    assert (event.status, event.response_size, event.error_code) == (403, 0, 403)

@@ -735,10 +735,12 @@ class Exchange:
         self._state = ExchangeState.DONE
         self._status = status
         self._failure_status = status
-        self._response_size = len(body)
         for call in self._calls:
             call.error_code = call.error_code or status
             call.error_msg = call.error_msg or body.decode("utf-8", "replace")[:ERROR_MSG_MAX]
+        if self._head is not None and self._head.method == b"HEAD":
+            body = b""  # "The server SHOULD NOT send content in the response" (RFC 9110 §9.3.2)
+        self._response_size = len(body)
         return Reject(status=status, reason=reason, headers=headers, body=body)
 
     def upstream_failed(self, failure: Failure, detail: str = "") -> Reject:
