@@ -79,6 +79,19 @@ def tests_fleet(session: nox.Session) -> None:
     session.run("pytest", "tests/fleet", *session.posargs)
 
 
+@nox.session(name="tests-reliability")
+def tests_reliability(session: nox.Session) -> None:
+    """Fuzzing, hostile clients, upstream faults, event safety and security (docs/RELIABILITY.md).
+
+    About two minutes. `MCPR_LONG_TESTS=1 uv run nox -s tests-reliability` runs the long
+    variant: 100,000+ fuzzed parser inputs, thousands of live fuzzed requests, 5,000 idle
+    connections, 20,000 answers before SIGTERM (about half an hour). Add
+    `-- --junitxml=FILE -o junit_family=xunit1` to collect the measured figures.
+    """
+    sync(session, "--all-packages")
+    session.run("pytest", "tests/reliability", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole tree."""
