@@ -382,7 +382,13 @@ class ConnectionHandler:
         request: h11.Request,
     ) -> Outcome:
         pool = self._pool
-        async with pool.limit:
+        limit = pool.limit
+        try:
+            # A free slot is taken without the checkpoint (one event-loop pass) of acquire().
+            limit.acquire_nowait()
+        except anyio.WouldBlock:
+            await limit.acquire()
+        try:
             try:
                 upstream = await self._send_request(fwd, conn, stream, request)
             except _BodyTooLarge:
@@ -405,6 +411,8 @@ class ConnectionHandler:
             else:
                 await pool.discard(upstream)
             return outcome
+        finally:
+            limit.release()
 
     async def _send_request(
         self,

@@ -44,12 +44,14 @@ class SendFailed(Exception):
 class UpstreamConnection:
     """One TCP (or TLS) stream to the upstream with its h11 client state."""
 
-    __slots__ = ("conn", "reused", "stream")
+    __slots__ = ("_socket", "conn", "reused", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=256 * 1024)
         self.reused = False
+        # Looked up once: `extra()` builds the stream's whole attribute table on each call.
+        self._socket = stream.extra(SocketAttribute.raw_socket, None)
 
     async def send(self, event: h11.Event, *more: h11.Event) -> None:
         """Send h11 events to the upstream, in one write."""
@@ -79,9 +81,8 @@ class UpstreamConnection:
 
     def looks_alive(self) -> bool:
         """False when the idle socket has something to read: the peer closed it (EOF)."""
-        try:
-            sock = self.stream.extra(SocketAttribute.raw_socket)
-        except anyio.TypedAttributeLookupError:
+        sock = self._socket
+        if sock is None:
             return True
         try:
             readable, _, _ = select.select([sock], [], [], 0)
