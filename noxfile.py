@@ -83,9 +83,9 @@ def tests_fleet(session: nox.Session) -> None:
 def tests_reliability(session: nox.Session) -> None:
     """Fuzzing, hostile clients, upstream faults, event safety and security (docs/RELIABILITY.md).
 
-    About two minutes. `MCPR_LONG_TESTS=1 uv run nox -s tests-reliability` runs the long
-    variant: 100,000+ fuzzed parser inputs, thousands of live fuzzed requests, 5,000 idle
-    connections, 20,000 answers before SIGTERM (about half an hour). Add
+    About 70 s. `MCPR_LONG_TESTS=1 uv run nox -s tests-reliability` runs the long variant:
+    125,000 fuzzed parser inputs, 40,000 live fuzzed requests, 5,000 idle connections,
+    20,000 answers before SIGTERM (about 15 minutes). Add
     `-- --junitxml=FILE -o junit_family=xunit1` to collect the measured figures.
     """
     sync(session, "--all-packages")

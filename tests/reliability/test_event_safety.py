@@ -79,7 +79,7 @@ async def test_sigterm_under_load_keeps_a_row_for_every_answer(
 ) -> None:
     """16 clients send calls (one in seven reset by the upstream: 502) until SIGTERM stops
     the proxy; every answer they read has exactly one row in the store."""
-    before_sigterm = scaled(400, 20_000)
+    before_sigterm = scaled(1_000, 20_000)
     answered: list[int] = []
     async with stub_upstream(_faulty) as stub:
         proxy = ProxyProcess(tmp_path, stub.url, events_format="off", backend=backend)
@@ -179,7 +179,7 @@ async def test_full_disk_keeps_the_proxy_serving_and_counts_the_loss(
     record_property("events_lost_to_the_full_disk", failed)
     record_property("rows_stored", store_rows(proxy.store))
     assert code == 0
-    assert failed == lost
+    assert lost <= failed <= lost + 5  # a heartbeat (one per 10 s) may be lost with them
     assert proxy.stderr.count("events was lost") >= 1
     assert store_rows(proxy.store) == 40  # before and after the full disk
 

@@ -27,7 +27,7 @@ from tests.cli.wire import JSON, READ_TIMEOUT, rpc, wait_until
 from tests.reliability.strategies import bodies
 from tests.reliability.support import Live, live_proxy, scaled
 
-EXAMPLES: Final = scaled(300, 10_000)
+EXAMPLES: Final = scaled(500, 10_000)
 LIVE = settings(
     max_examples=EXAMPLES,
     deadline=None,

@@ -37,7 +37,7 @@ from mcpr_core.sse import END_OF_STREAM, NEED_DATA, SSEDecoder, SSEEvent
 from tests.reliability.strategies import bodies, json_values
 from tests.reliability.support import scaled
 
-EXAMPLES: Final = scaled(300, 25_000)
+EXAMPLES: Final = scaled(1_000, 25_000)
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
