@@ -199,8 +199,13 @@ async def test_two_proxies_listed_and_one_stopped_during_a_call(
         answer = await http.post(beta.url, headers=_HEADERS, json=_slow_call(1, 0))
     assert b'"counted to 1"' in answer.content
 
-    status = mcpr_cli("proxy", "status")
-    assert status.exit_code == 0, status.output
+    # The store writer commits in batches (every 200 ms): wait for the rows to be readable.
+    for _ in range(100):
+        status = mcpr_cli("proxy", "status")
+        assert status.exit_code == 0, status.output
+        if "traffic" in status.stdout and "slow_count" in status.stdout:
+            break
+        await anyio.sleep(0.1)
     proxies, traffic = status.stdout.split("traffic", 1)
     assert "beta" in proxies
     assert "alpha" not in proxies
