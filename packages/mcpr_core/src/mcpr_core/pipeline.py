@@ -121,26 +121,12 @@ class Failure(enum.Enum):
     BAD_RESPONSE = "bad_response"
 
 
-_FAILURES: Final[dict[Failure, tuple[int, bytes, str, Outcome]]] = {
-    Failure.UNREACHABLE: (
-        502,
-        b"Bad Gateway",
-        "upstream unreachable",
-        Outcome.UPSTREAM_UNREACHABLE,
-    ),
-    Failure.TIMEOUT: (504, b"Gateway Timeout", "upstream timed out", Outcome.UPSTREAM_TIMEOUT),
-    Failure.RESPONSE_TOO_LARGE: (
-        502,
-        b"Bad Gateway",
-        "upstream response too large",
-        Outcome.UPSTREAM_ERROR,
-    ),
-    Failure.BAD_RESPONSE: (
-        502,
-        b"Bad Gateway",
-        "invalid upstream response",
-        Outcome.UPSTREAM_ERROR,
-    ),
+#: The answer to each failure: status, reason phrase, and the message the client reads.
+_FAILURES: Final[dict[Failure, tuple[int, bytes, str]]] = {
+    Failure.UNREACHABLE: (502, b"Bad Gateway", "upstream unreachable"),
+    Failure.TIMEOUT: (504, b"Gateway Timeout", "upstream timed out"),
+    Failure.RESPONSE_TOO_LARGE: (502, b"Bad Gateway", "upstream response too large"),
+    Failure.BAD_RESPONSE: (502, b"Bad Gateway", "invalid upstream response"),
 }
 
 
@@ -746,7 +732,7 @@ class Exchange:
     def upstream_failed(self, failure: Failure, detail: str = "") -> Reject:
         """No usable response head came back: build the 502/504 answer for the client."""
         self._expect(ExchangeState.UPSTREAM, ExchangeState.RESPONSE)
-        status, reason, message, _ = _FAILURES[failure]
+        status, reason, message = _FAILURES[failure]
         if detail:
             message = f"{message}: {detail}"
         return self._reject(status, reason, message)
