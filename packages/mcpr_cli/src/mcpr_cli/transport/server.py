@@ -33,14 +33,21 @@ from anyio.abc import SocketAttribute
 
 from mcpr_cli.capture import CaptureWorker
 from mcpr_cli.ids import new_event_id
-from mcpr_cli.transport.h11io import READ_SIZE, receive_event, send_event
+from mcpr_cli.transport.h11io import READ_SIZE, receive_event
 from mcpr_cli.transport.upstream import (
     ConnectFailed,
     UpstreamConnection,
     UpstreamPool,
 )
 from mcpr_core.config import ProxyConfig
+from mcpr_core.errors import RemoteProtocolError
 from mcpr_core.events import ProxyEvent
+from mcpr_core.http1 import (
+    ParsedResponse,
+    ResponseWriter,
+    Signal,
+    encode_request_head,
+)
 from mcpr_core.pipeline import (
     Captured,
     Exchange,
@@ -60,6 +67,8 @@ _log = structlog.get_logger("mcpr.transport")
 
 _EOF = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 _CLIENT_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+#: What a failing upstream raises while its response is read.
+_UPSTREAM_FAILED = (RemoteProtocolError, *_CLIENT_GONE)
 #: Seconds to write the last chunk of a stream ended by the drain deadline.
 _END_STREAM_TIMEOUT = 0.25
 #: Seconds to wait for an upstream's response head before watching the client as well.
@@ -200,12 +209,9 @@ class ConnectionHandler:
         """Serve one client connection until it closes; never raises (but cancellation)."""
         self._connections += 1
         try:
-            client_host = _remote_host(stream)
-            conn = h11.Connection(
-                h11.SERVER, max_incomplete_event_size=self._config.max_header_size
-            )
-            while await self._cycle(conn, stream, client_host):
-                conn.start_next_cycle()
+            client = _Client(stream, self._config.max_header_size)
+            while await self._cycle(client):
+                client.next_cycle()
         except Exception:
             _log.exception("connection handler failed")
         finally:
@@ -215,11 +221,9 @@ class ConnectionHandler:
 
     # -- one request/response cycle ---------------------------------------------------
 
-    async def _cycle(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, client_host: str | None
-    ) -> bool:
+    async def _cycle(self, client: _Client) -> bool:
         """Serve one exchange; return True to keep the connection for another."""
-        request = await self._read_head(conn, stream)
+        request = await self._read_head(client)
         if request is None:
             return False
         ex = Exchange(
@@ -229,16 +233,17 @@ class ConnectionHandler:
             now=time.monotonic(),
         )
         if isinstance(request, _HeadError):
-            await self._send_plain(conn, stream, ex.client_error(request.status, request.message))
+            await self._send_plain(client, ex.client_error(request.status, request.message))
             self._total += 1
             for event in ex.finish(now=time.monotonic(), outcome=Outcome.REJECTED):
                 self._emit(event)
             return False
+        client.begin(request)
         outcome = Outcome.CANCELLED
         self._in_flight += 1
         self._quiet = anyio.Event() if self._in_flight == 1 else self._quiet
         try:
-            outcome = await self._exchange(ex, conn, stream, request, client_host)
+            outcome = await self._exchange(ex, client, request)
         finally:
             self._in_flight -= 1
             self._total += 1
@@ -250,12 +255,11 @@ class ConnectionHandler:
         # Whatever the outcome, a response sent whole after a request read whole leaves the
         # connection reusable: a proxy-made 502/504 carries no `Connection: close`, so closing
         # here would fail the client's next request on it (RFC 9112 §9.6).
-        return _can_continue(conn)
+        return client.can_continue()
 
-    async def _read_head(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream
-    ) -> h11.Request | _HeadError | None:
+    async def _read_head(self, client: _Client) -> h11.Request | _HeadError | None:
         """The next request head; a `_HeadError` to answer; None to close quietly."""
+        conn = client.conn
         deadline: float | None = None
         # h11 bounds a head only while it is incomplete (max_incomplete_event_size); a head
         # that arrived whole in one read is measured here, as the bytes h11 consumed for it.
@@ -277,7 +281,7 @@ class ConnectionHandler:
                 return None
             if self._draining and deadline is None:
                 return None
-            data = await self._receive_for_head(stream, deadline)
+            data = await self._receive_for_head(client.stream, deadline)
             if data is None:
                 if deadline is not None:
                     return _HeadError(408, "request header timeout")
@@ -304,60 +308,50 @@ class ConnectionHandler:
             return await _receive_or_eof(stream)
         return None
 
-    async def _exchange(
-        self,
-        ex: Exchange,
-        conn: h11.Connection,
-        stream: anyio.abc.SocketStream,
-        request: h11.Request,
-        client_host: str | None,
-    ) -> Outcome:
+    async def _exchange(self, ex: Exchange, client: _Client, request: h11.Request) -> Outcome:
         # h11's `Headers` is a Sequence whose every item is a Python-level __getitem__; the
         # pipeline scans the headers about ten times per exchange, so copy them to a list once.
         head = RequestHead(
             method=request.method,
             target=request.target,
             headers=list(request.headers),
-            client_host=client_host,
+            client_host=client.host,
         )
         step = ex.receive_request_head(head)
         if isinstance(step, ReadBody):
             try:
-                body = await self._read_body(conn, stream, step.limit)
+                body = await self._read_body(client, step.limit)
             except (TimeoutError, h11.RemoteProtocolError) as exc:
-                return await self._body_failed(ex, conn, stream, exc)
+                return await self._body_failed(ex, client, exc)
             step = ex.body_too_large() if body is None else ex.receive_request_body(body)
         if isinstance(step, Reject):
-            await self._send_reject(conn, stream, step)
+            await self._send_reject(client, step)
             return Outcome.REJECTED
         assert isinstance(step, Forward)
         listening = int(ex.mcp_method == "subscriptions/listen")
         self._listening += listening
         try:
-            return await self._forward(ex, step, conn, stream, request)
+            return await self._forward(ex, step, client, request)
         finally:
             self._listening -= listening
 
-    async def _body_failed(
-        self, ex: Exchange, conn: h11.Connection, stream: anyio.abc.SocketStream, exc: Exception
-    ) -> Outcome:
+    async def _body_failed(self, ex: Exchange, client: _Client, exc: Exception) -> Outcome:
         """The request body did not come whole: 408 when too slow, 400 when malformed.
 
         A client that hung up inside its body gets no answer: it is recorded as gone.
         """
         if isinstance(exc, TimeoutError):
             reject = ex.client_error(408, "request body timeout")
-        elif conn.trailing_data[1]:  # h11 saw the end of the stream
+        elif client.conn.trailing_data[1]:  # h11 saw the end of the stream
             return Outcome.CLIENT_CLOSED
         else:
             reject = ex.client_error(400, str(exc))
-        await self._send_reject(conn, stream, reject)
+        await self._send_reject(client, reject)
         return Outcome.REJECTED
 
-    async def _read_body(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, limit: int
-    ) -> bytes | None:
+    async def _read_body(self, client: _Client, limit: int) -> bytes | None:
         """The whole request body, or None when it exceeds `limit`."""
+        conn = client.conn
         body = _Body(limit)
         try:
             # What came with the head is taken first: no deadline (cancel scope) needed.
@@ -365,7 +359,7 @@ class ConnectionHandler:
                 if body.add(event):
                     return body.joined()
             with anyio.fail_after(self._config.request_timeout):
-                while not body.add(await receive_event(conn, stream)):
+                while not body.add(await receive_event(conn, client.stream)):
                     pass
             return body.joined()
         except _BodyTooLarge:
@@ -374,12 +368,7 @@ class ConnectionHandler:
     # -- carrying the exchange to the upstream ----------------------------------------------
 
     async def _forward(
-        self,
-        ex: Exchange,
-        fwd: Forward,
-        conn: h11.Connection,
-        stream: anyio.abc.SocketStream,
-        request: h11.Request,
+        self, ex: Exchange, fwd: Forward, client: _Client, request: h11.Request
     ) -> Outcome:
         pool = self._pool
         limit = pool.limit
@@ -390,19 +379,18 @@ class ConnectionHandler:
             await limit.acquire()
         try:
             try:
-                upstream = await self._send_request(fwd, conn, stream, request)
+                upstream = await self._send_request(fwd, client, request)
             except _BodyTooLarge:
-                await self._send_reject(conn, stream, ex.body_too_large())
+                await self._send_reject(client, ex.body_too_large())
                 return Outcome.REJECTED
             except ConnectFailed as exc:
-                await self._send_reject(
-                    conn, stream, ex.upstream_failed(Failure.UNREACHABLE, str(exc))
-                )
+                reject = ex.upstream_failed(Failure.UNREACHABLE, str(exc))
+                await self._send_reject(client, reject)
                 return Outcome.UPSTREAM_UNREACHABLE
             except (TimeoutError, h11.RemoteProtocolError) as exc:
-                return await self._body_failed(ex, conn, stream, exc)
+                return await self._body_failed(ex, client, exc)
             try:
-                outcome = await self._relay(ex, upstream, conn, stream)
+                outcome = await self._relay(ex, upstream, client)
             except BaseException:
                 await pool.discard(upstream)
                 raise
@@ -415,51 +403,46 @@ class ConnectionHandler:
             limit.release()
 
     async def _send_request(
-        self,
-        fwd: Forward,
-        conn: h11.Connection,
-        stream: anyio.abc.SocketStream,
-        request: h11.Request,
+        self, fwd: Forward, client: _Client, request: h11.Request
     ) -> UpstreamConnection:
         """Write the request upstream; retry once on a fresh connection if a reused one is dead."""
         headers = fwd.headers
+        chunked = False
         if fwd.body is not None:
             headers = [(k, v) for k, v in headers if k != b"content-length"]
-            headers.append((b"content-length", str(len(fwd.body)).encode()))
+            headers.append((b"content-length", b"%d" % len(fwd.body)))
         elif _is_chunked(request):
             headers = [*headers, (b"transfer-encoding", b"chunked")]
-        h11_request = h11.Request(method=fwd.method, target=fwd.target, headers=headers)
+            chunked = True
         # A body read whole goes out with its head in one write (one syscall, one segment).
-        first: tuple[h11.Event, ...] = (h11_request,)
+        first = encode_request_head(fwd.method, fwd.target, headers)
         if fwd.body:
-            first = (h11_request, h11.Data(data=fwd.body), h11.EndOfMessage())
-        elif fwd.body is not None:
-            first = (h11_request, h11.EndOfMessage())
+            first += fwd.body
         upstream = await self._pool.checkout()
         try:
-            await upstream.send(*first)
-        except (*_CLIENT_GONE, h11.LocalProtocolError) as exc:
+            await upstream.send_request(fwd.method, first)
+        except _CLIENT_GONE as exc:
             await self._pool.discard(upstream)
             if not upstream.reused:
                 raise ConnectFailed(f"sending to the upstream failed: {exc}") from exc
             upstream = await self._pool.checkout(fresh=True)
             try:
-                await upstream.send(*first)
-            except (*_CLIENT_GONE, h11.LocalProtocolError) as exc2:
+                await upstream.send_request(fwd.method, first)
+            except _CLIENT_GONE as exc2:
                 await self._pool.discard(upstream)
                 raise ConnectFailed(f"sending to the upstream failed: {exc2}") from exc2
         if fwd.body is None:
             try:
                 # Bounded like a body read whole: a trickling upload holds an upstream slot.
                 with anyio.fail_after(self._config.request_timeout):
-                    await self._stream_request_body(conn, stream, upstream)
+                    await self._stream_request_body(client, upstream, chunked=chunked)
             except BaseException:
                 await self._pool.discard(upstream)
                 raise
         return upstream
 
     async def _stream_request_body(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, upstream: UpstreamConnection
+        self, client: _Client, upstream: UpstreamConnection, *, chunked: bool
     ) -> None:
         """Copy a request body that is not read whole (uploads, GET, DELETE) to the upstream.
 
@@ -469,14 +452,16 @@ class ConnectionHandler:
         limit = self._config.max_request_body_size
         size = 0
         while True:
-            event = await receive_event(conn, stream)
+            event = await receive_event(client.conn, client.stream)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
                     raise _BodyTooLarge
-                await upstream.send(event)
+                data = event.data
+                await upstream.send(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
             elif isinstance(event, h11.EndOfMessage):
-                await upstream.send(h11.EndOfMessage())
+                if chunked:
+                    await upstream.send(b"0\r\n\r\n")
                 return
             else:
                 raise h11.RemoteProtocolError("connection closed inside a request body")
@@ -487,45 +472,39 @@ class ConnectionHandler:
         if self._capture is not None:
             self._capture.submit(captured, list_changed, time.time_ns() // 1_000_000)
 
-    async def _relay(
-        self,
-        ex: Exchange,
-        upstream: UpstreamConnection,
-        conn: h11.Connection,
-        stream: anyio.abc.SocketStream,
-    ) -> Outcome:
+    async def _relay(self, ex: Exchange, upstream: UpstreamConnection, client: _Client) -> Outcome:
         """Wait for the upstream's head, then stream its body to the client."""
         try:
-            response = await self._await_head(upstream, conn, stream)
+            response = await self._await_head(upstream, client)
         except TimeoutError:
-            await self._send_reject(conn, stream, ex.upstream_failed(Failure.TIMEOUT))
+            await self._send_reject(client, ex.upstream_failed(Failure.TIMEOUT))
             return Outcome.UPSTREAM_TIMEOUT
-        except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+        except _UPSTREAM_FAILED as exc:
             reject = ex.upstream_failed(Failure.BAD_RESPONSE, str(exc))
-            await self._send_reject(conn, stream, reject)
+            await self._send_reject(client, reject)
             return Outcome.UPSTREAM_ERROR
         if response is None:
             return Outcome.CLIENT_CLOSED
         resp_head = ResponseHead(
-            status=response.status_code, headers=list(response.headers), reason=response.reason
+            status=response.status, headers=response.headers, reason=response.reason
         )
         client_head = ex.receive_response_head(resp_head, now=time.monotonic())
         # The head goes out with whatever of the body already arrived, in one write.
-        first: list[h11.Event] = [self._response(client_head)] if client_head is not None else []
+        first = [self._head_bytes(client, client_head)] if client_head is not None else []
         streamed = client_head is not None and not _has_length(client_head)
         if not streamed:
-            sized = await self._pump(ex, upstream, conn, stream, watch=True, outbox=first)
+            sized = await self._pump(ex, upstream, client, watch=True, outbox=first)
             assert sized is not None  # only a `ready_only` pump stops short
             return sized
         # What already arrived is copied first: a short stream that came whole with its head
         # ends here without waiting, so it needs no watcher (starting and cancelling that
         # task costs about 70 us, a tenth of such an exchange).
-        pumped = await self._pump(ex, upstream, conn, stream, ready_only=True, outbox=first)
+        pumped = await self._pump(ex, upstream, client, ready_only=True, outbox=first)
         if pumped is None:
             async with anyio.create_task_group() as group:
 
                 async def watch() -> None:
-                    if await _watch_for_eof(stream, conn):
+                    if await _watch_for_eof(client):
                         group.cancel_scope.cancel()
 
                 group.start_soon(watch)
@@ -534,13 +513,13 @@ class ConnectionHandler:
                     if self._streams_closed:
                         await upstream.aclose()
                     pumped = await self._pump(
-                        ex, upstream, conn, stream, keepalive=self._config.sse_keepalive
+                        ex, upstream, client, keepalive=self._config.sse_keepalive
                     )
                 finally:
                     self._live.discard(upstream)
                 group.cancel_scope.cancel()
         if pumped is Outcome.TRUNCATED and self._streams_closed:
-            await self._end_stream(conn, stream)
+            await self._end_stream(client)
             return Outcome.CANCELLED
         # The pump's own outcome wins when it got to return: a client that hangs up right
         # after the last byte reached it must not turn a complete response into an abort.
@@ -551,8 +530,8 @@ class ConnectionHandler:
         return Outcome.COMPLETED if ex.answered else Outcome.CLIENT_CLOSED
 
     async def _await_head(
-        self, upstream: UpstreamConnection, conn: h11.Connection, stream: anyio.abc.SocketStream
-    ) -> h11.Response | None:
+        self, upstream: UpstreamConnection, client: _Client
+    ) -> ParsedResponse | None:
         """The upstream's response head; None when the client hung up while waiting for it.
 
         The request was sent whole, so the client can only bring the start of its next
@@ -563,19 +542,18 @@ class ConnectionHandler:
         `request_timeout`.
         """
         receive = functools.partial(_receive_head, upstream)
-        return await _unless_client_leaves(receive, stream, conn, self._config.request_timeout)
+        return await _unless_client_leaves(receive, client, self._config.request_timeout)
 
     async def _pump(
         self,
         ex: Exchange,
         upstream: UpstreamConnection,
-        conn: h11.Connection,
-        stream: anyio.abc.SocketStream,
+        client: _Client,
         *,
         keepalive: float = 0.0,
         watch: bool = False,
         ready_only: bool = False,
-        outbox: list[h11.Event] | None = None,
+        outbox: list[bytes] | None = None,
     ) -> Outcome | None:
         """Copy the upstream body to the client through the exchange.
 
@@ -587,50 +565,53 @@ class ConnectionHandler:
         head) and is written in one go before waiting for the upstream, before a local
         answer, and at the end: what arrived in one read leaves in one write.
         """
-        out_events: list[h11.Event] = [] if outbox is None else outbox
+        out: list[bytes] = [] if outbox is None else outbox
+        writer = client.writer
+        parser = upstream.parser
         try:
             while True:
                 try:
-                    event: h11.Event | type | None = upstream.conn.next_event()
-                    if event is h11.NEED_DATA:
-                        if out_events:
-                            await self._send_client(conn, stream, *out_events)
-                            out_events.clear()
+                    event: ParsedResponse | bytes | Signal | None = parser.next_event()
+                    if event is Signal.NEED_DATA:
+                        if out:
+                            await client.write(*out)
+                            out.clear()
                         if ready_only:
                             return None
-                        event = await self._next_event(ex, upstream, conn, stream, keepalive, watch)
-                except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+                        event = await self._next_event(ex, upstream, client, keepalive, watch)
+                except _UPSTREAM_FAILED as exc:
                     raise _UpstreamBroken(str(exc)) from exc
                 if event is None:
                     return Outcome.CLIENT_CLOSED
-                if isinstance(event, h11.Data):
-                    out = ex.receive_response_data(event.data)
+                if isinstance(event, bytes):
+                    data = ex.receive_response_data(event)
                     changed = ex.take_list_changed()
                     if changed:  # a listen stream may last for hours: count them as they come
                         self._hand_over(changed)
                     if ex.response_too_large:
-                        if out_events:
-                            await self._send_client(conn, stream, *out_events)
+                        if out:
+                            await client.write(*out)
                         reject = ex.upstream_failed(Failure.RESPONSE_TOO_LARGE)
-                        await self._send_reject(conn, stream, reject)
+                        await self._send_reject(client, reject)
                         return Outcome.UPSTREAM_ERROR
-                    if out:
-                        out_events.append(h11.Data(data=out))
-                elif isinstance(event, h11.EndOfMessage):
-                    held, out = ex.receive_response_end()
+                    if data:
+                        out.append(writer.data(data))
+                elif event is Signal.END:
+                    held, data = ex.receive_response_end()
                     if held is not None:
-                        out_events.append(self._response(held))
-                    if out:
-                        out_events.append(h11.Data(data=out))
-                    await self._send_client(conn, stream, *out_events, h11.EndOfMessage())
+                        out.append(self._head_bytes(client, held))
+                    if data:
+                        out.append(writer.data(data))
+                    out.append(writer.end())
+                    await client.write(*out)
                     return Outcome.COMPLETED
                 else:
-                    raise _UpstreamBroken("upstream connection closed")
+                    raise _UpstreamBroken("upstream sent a second response head")
         except _UpstreamBroken as exc:
             _log.info("upstream stream ended early", reason=str(exc))
-            if out_events:  # what came before the break still reaches the client
+            if out:  # what came before the break still reaches the client
                 try:
-                    await self._send_client(conn, stream, *out_events)
+                    await client.write(*out)
                 except _ClientGone:
                     return Outcome.CLIENT_CLOSED
             return Outcome.TRUNCATED
@@ -641,19 +622,15 @@ class ConnectionHandler:
         self,
         ex: Exchange,
         upstream: UpstreamConnection,
-        conn: h11.Connection,
-        stream: anyio.abc.SocketStream,
+        client: _Client,
         keepalive: float,
         watch: bool,
-    ) -> h11.Event | type | None:
+    ) -> ParsedResponse | bytes | Signal | None:
         """The upstream's next event; meanwhile, `KEEPALIVE` after each `keepalive` seconds
         of silence while the client has been sent whole SSE events only. With `watch`, None
         when the client hung up while waiting for it."""
         if watch:
-            event = upstream.conn.next_event()  # what already arrived needs no watcher
-            if event is not h11.NEED_DATA:
-                return event
-            return await _unless_client_leaves(upstream.receive, stream, conn)
+            return await _unless_client_leaves(upstream.receive, client)
         if not keepalive:
             return await upstream.receive()
         while True:
@@ -661,89 +638,107 @@ class ConnectionHandler:
             with anyio.move_on_after(keepalive):
                 return await upstream.receive()
             if ex.between_events:
-                await self._send_client(conn, stream, h11.Data(data=KEEPALIVE))
+                await client.write(client.writer.data(KEEPALIVE))
 
     # -- writing to the client ------------------------------------------------------------
 
-    async def _end_stream(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> None:
+    async def _end_stream(self, client: _Client) -> None:
         """Finish a streamed response early (drain deadline); give up fast on a stuck client."""
         with anyio.move_on_after(_END_STREAM_TIMEOUT, shield=True):
             try:
-                await send_event(conn, stream, h11.EndOfMessage())
-            except (*_CLIENT_GONE, h11.LocalProtocolError):
+                await client.write(client.writer.end())
+            except _ClientGone:
                 return
 
-    async def _send_client(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, *events: h11.Event
-    ) -> None:
-        """Write `events` to the client in one write; `_ClientGone` when it went away."""
-        try:
-            await send_event(conn, stream, *events)
-        except _CLIENT_GONE as exc:
-            raise _ClientGone from exc
+    def _head_bytes(self, client: _Client, head: ResponseHead) -> bytes:
+        """The response head for the wire, with `Connection: close` while draining."""
+        return client.writer.head(head.status, head.reason, head.headers, close=self._draining)
 
-    def _response(self, head: ResponseHead) -> h11.Response:
-        """The h11 response head for `head`, with `Connection: close` while draining."""
-        headers = list(head.headers)
-        if self._draining:
-            headers.append((b"connection", b"close"))
-        return h11.Response(status_code=head.status, headers=headers, reason=head.reason)
-
-    async def _send_head(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, head: ResponseHead
-    ) -> None:
-        await self._send_client(conn, stream, self._response(head))
-
-    async def _send_reject(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, reject: Reject
-    ) -> None:
+    async def _send_reject(self, client: _Client, reject: Reject) -> None:
         """Answer locally; if the response head already went out, just cut the connection."""
-        if conn.our_state is not h11.SEND_RESPONSE:
+        writer = client.writer
+        if writer.head_sent:
+            writer.close = True
             return
-        headers = [*reject.headers, (b"content-length", str(len(reject.body)).encode())]
-        if reject.status >= 400 and conn.their_state is not h11.DONE:
-            headers.append((b"connection", b"close"))
+        headers = [*reject.headers, (b"content-length", b"%d" % len(reject.body))]
+        # A request not read to its end leaves unread bytes: the connection cannot go on.
+        close = reject.status >= 400 and client.conn.their_state is not h11.DONE
+        head = writer.head(reject.status, reject.reason, headers, close=close or self._draining)
         try:
-            await self._send_head(conn, stream, ResponseHead(reject.status, headers, reject.reason))
-            await self._send_client(conn, stream, h11.Data(data=reject.body))
-            await self._send_client(conn, stream, h11.EndOfMessage())
+            await client.write(head, writer.data(reject.body), writer.end())
         except _ClientGone:
             return
 
-    async def _send_plain(
-        self, conn: h11.Connection, stream: anyio.abc.SocketStream, reject: Reject
-    ) -> None:
+    async def _send_plain(self, client: _Client, reject: Reject) -> None:
         """Answer a malformed or too slow request head, then close."""
-        headers = [
-            *reject.headers,
-            (b"content-length", str(len(reject.body)).encode()),
-            (b"connection", b"close"),
-        ]
-        if conn.our_state is not h11.SEND_RESPONSE and conn.our_state is not h11.IDLE:
-            return
-        response = h11.Response(status_code=reject.status, headers=headers, reason=reject.reason)
+        writer = ResponseWriter(method=b"GET", minor=1, keep_alive=False)
+        client.writer = writer
+        headers = [*reject.headers, (b"content-length", b"%d" % len(reject.body))]
+        head = writer.head(reject.status, reject.reason, headers)
         try:
-            await send_event(conn, stream, response)
-            await send_event(conn, stream, h11.Data(data=reject.body))
-            await send_event(conn, stream, h11.EndOfMessage())
-        except (*_CLIENT_GONE, h11.LocalProtocolError):
+            await client.write(head, reject.body)
+        except _ClientGone:
             return
 
 
-async def _receive_head(upstream: UpstreamConnection) -> h11.Response:
-    while True:
-        event = await upstream.receive()
-        if isinstance(event, h11.Response):
-            return event
-        if isinstance(event, h11.InformationalResponse):
-            continue
-        raise h11.RemoteProtocolError("upstream closed the connection before a response")
+class _Client:
+    """One client connection: h11 reads its requests, a `ResponseWriter` frames each answer.
+
+    h11 only parses here; mcpr writes its responses itself, so each keep-alive cycle gets a
+    fresh h11 connection holding whatever of the next request already arrived.
+    """
+
+    __slots__ = ("_max_head", "conn", "host", "stream", "writer")
+
+    def __init__(self, stream: anyio.abc.SocketStream, max_head: int) -> None:
+        self.stream = stream
+        self.host = _remote_host(stream)
+        self._max_head = max_head
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
+        self.writer = ResponseWriter(method=b"GET", minor=1, keep_alive=False)
+
+    def begin(self, request: h11.Request) -> None:
+        """A request head arrived: its response will be framed for it."""
+        self.writer = ResponseWriter(
+            method=request.method,
+            minor=1 if request.http_version == b"1.1" else 0,
+            keep_alive=_keep_alive(request),
+        )
+
+    def can_continue(self) -> bool:
+        """Whether a whole request was read and a whole response written, and both sides
+        allow another on this connection."""
+        writer = self.writer
+        return writer.done and not writer.close and self.conn.their_state is h11.DONE
+
+    def next_cycle(self) -> None:
+        """Start reading the next request, from what already arrived of it."""
+        data, closed = self.conn.trailing_data
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
+        if data:
+            conn.receive_data(data)
+        if closed:
+            conn.receive_data(b"")
+        self.conn = conn
+
+    async def write(self, *parts: bytes) -> None:
+        """Write `parts` in one write; `_ClientGone` when the client went away."""
+        try:
+            await self.stream.send(parts[0] if len(parts) == 1 else b"".join(parts))
+        except _CLIENT_GONE as exc:
+            raise _ClientGone from exc
+
+
+async def _receive_head(upstream: UpstreamConnection) -> ParsedResponse:
+    event = await upstream.receive()
+    if isinstance(event, ParsedResponse):
+        return event
+    raise RemoteProtocolError("upstream sent no response head", status_hint=502)
 
 
 async def _unless_client_leaves(
     receive: Callable[[], Awaitable[_T]],
-    stream: anyio.abc.SocketStream,
-    conn: h11.Connection,
+    client: _Client,
     within: float = math.inf,
 ) -> _T | None:
     """`receive()` from the upstream; None when the client hangs up first.
@@ -765,13 +760,13 @@ async def _unless_client_leaves(
         async with anyio.create_task_group() as group:
 
             async def watch() -> None:
-                if await _watch_for_eof(stream, conn):
+                if await _watch_for_eof(client):
                     group.cancel_scope.cancel()
 
             group.start_soon(watch)
             try:
                 result = await receive()
-            except (h11.RemoteProtocolError, *_CLIENT_GONE) as exc:
+            except _UPSTREAM_FAILED as exc:
                 failure = exc  # raised below, not wrapped in the group's ExceptionGroup
             group.cancel_scope.cancel()
     if timer.cancelled_caught:
@@ -788,17 +783,25 @@ async def _receive_or_eof(stream: anyio.abc.SocketStream) -> bytes:
         return b""
 
 
-async def _watch_for_eof(stream: anyio.abc.SocketStream, conn: h11.Connection) -> bool:
+async def _watch_for_eof(client: _Client) -> bool:
     """Wait for the client to hang up (True). Early bytes of a next request are kept."""
-    data = await _receive_or_eof(stream)
+    data = await _receive_or_eof(client.stream)
     if not data:
         return True
-    conn.receive_data(data)
+    client.conn.receive_data(data)
     return False
 
 
-def _can_continue(conn: h11.Connection) -> bool:
-    return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+def _keep_alive(request: h11.Request) -> bool:
+    """Whether the client allows another request on its connection (RFC 9112 §9.3)."""
+    if request.http_version != b"1.1":
+        return False
+    for name, value in request.headers:
+        if name == b"connection" and any(
+            token.strip(b" \t").lower() == b"close" for token in value.split(b",")
+        ):
+            return False
+    return True
 
 
 def _has_length(head: ResponseHead) -> bool:

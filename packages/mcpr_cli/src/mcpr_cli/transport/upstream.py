@@ -1,4 +1,4 @@
-"""Connections to the upstream MCP server: an h11 client per connection, kept alive in a pool.
+"""Connections to the upstream MCP server, kept alive in a pool.
 
 The pool is plain bookkeeping: `checkout` hands out an idle connection that still looks
 alive, or a new one; `checkin` takes it back when its exchange finished cleanly, and
@@ -21,16 +21,18 @@ from typing import Final
 
 import anyio
 import anyio.abc
-import h11
 from anyio.abc import SocketAttribute
 
-from mcpr_cli.transport.h11io import receive_event, send_event
+from mcpr_cli.transport.h11io import READ_SIZE
+from mcpr_core.http1 import ParsedResponse, ResponseParser, Signal
 from mcpr_core.routing import UpstreamURL
 
 __all__ = ["ConnectFailed", "PoolStatistics", "SendFailed", "UpstreamConnection", "UpstreamPool"]
 
 #: Idle connections kept per pool; beyond that a returned connection is closed.
 MAX_IDLE: Final = 32
+
+_EOF_ERRORS: Final = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
 class ConnectFailed(Exception):
@@ -42,24 +44,41 @@ class SendFailed(Exception):
 
 
 class UpstreamConnection:
-    """One TCP (or TLS) stream to the upstream with its h11 client state."""
+    """One TCP (or TLS) stream to the upstream, with the parser of its current response."""
 
-    __slots__ = ("_socket", "conn", "reused", "stream")
+    __slots__ = ("_socket", "parser", "reused", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
-        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=256 * 1024)
+        self.parser = ResponseParser(method=b"GET")
         self.reused = False
         # Looked up once: `extra()` builds the stream's whole attribute table on each call.
         self._socket = stream.extra(SocketAttribute.raw_socket, None)
 
-    async def send(self, event: h11.Event, *more: h11.Event) -> None:
-        """Send h11 events to the upstream, in one write."""
-        await send_event(self.conn, self.stream, event, *more)
+    async def send_request(self, method: bytes, data: bytes) -> None:
+        """Write the start of a `method` request (head, maybe body) and expect its answer."""
+        self.parser = ResponseParser(method=method)
+        await self.stream.send(data)
 
-    async def receive(self) -> h11.Event | type:
-        """Receive the next h11 event from the upstream."""
-        return await receive_event(self.conn, self.stream)
+    async def send(self, data: bytes) -> None:
+        """Write more of the request (a streamed body)."""
+        await self.stream.send(data)
+
+    async def receive(self) -> ParsedResponse | bytes | Signal:
+        """The response's next part (never `Signal.NEED_DATA`), reading as needed.
+
+        Raises `RemoteProtocolError` for a malformed response or one cut off.
+        """
+        parser = self.parser
+        while True:
+            event = parser.next_event()
+            if event is not Signal.NEED_DATA:
+                return event
+            try:
+                data = await self.stream.receive(READ_SIZE)
+            except _EOF_ERRORS:
+                data = b""
+            parser.receive_data(data)
 
     def reusable(self) -> bool:
         """Whether the exchange ended cleanly and the connection may serve another.
@@ -68,16 +87,7 @@ class UpstreamConnection:
         said) answer no request of ours: reused, they would be read as the response to
         the next client's request (a response desync), so such a connection is closed.
         """
-        conn = self.conn
-        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-            return False
-        if conn.trailing_data[0]:
-            return False
-        try:
-            conn.start_next_cycle()
-        except h11.LocalProtocolError:
-            return False
-        return True
+        return self.parser.reusable
 
     def looks_alive(self) -> bool:
         """False when the idle socket has something to read: the peer closed it (EOF)."""
