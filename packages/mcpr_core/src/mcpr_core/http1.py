@@ -52,7 +52,7 @@ _BLANK_LINE: Final = re.compile(rb"\n\r?\n")
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 _TOKEN: Final = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _FIELD_LINE: Final = re.compile(
-    rb"(" + _TOKEN + rb"):[ \t]*"
+    rb"(" + _TOKEN + rb"):[ \t]*+"
     rb"((?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?)[ \t]*"
 )
 _CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?")
@@ -131,6 +131,7 @@ class ResponseParser:
         "_close",
         "_eof",
         "_head_request",
+        "_head_used",
         "_max_head",
         "_remaining",
         "_state_end",
@@ -141,6 +142,7 @@ class ResponseParser:
         self._eof = False
         self._head_request = method == b"HEAD"
         self._max_head = max_head_size
+        self._head_used = 0  # bytes of the 1xx heads already skipped
         self._body: _Body | None = None  # None until the final head is parsed
         self._chunk = _Chunk.SIZE
         self._remaining = 0
@@ -209,19 +211,22 @@ class ResponseParser:
     def _next_head(self) -> ParsedResponse | Signal:
         while True:
             buf = self._buf
+            limit = self._max_head - self._head_used
             found = _BLANK_LINE.search(buf)
             if found is None:
-                if len(buf) > self._max_head:
+                # The blank line may still start 2 bytes back (a trailing b"\n\r").
+                if len(buf) - 2 > limit:
                     raise _bad("upstream response head too large")
                 if self._eof:
                     raise _bad("upstream closed the connection before a response")
                 return Signal.NEED_DATA
-            if found.start() > self._max_head:
+            if found.start() > limit:
                 raise _bad("upstream response head too large")
             self._buf = buf[found.end() :]
             head = self._parse_head(buf[: found.start()])
             if head is not None:
                 return head
+            self._head_used += found.end()
 
     def _parse_head(self, block: bytes) -> ParsedResponse | None:
         lines = block.split(b"\n")
@@ -306,6 +311,8 @@ class ResponseParser:
                 if len(buf) > _MAX_LINE:
                     raise _bad("upstream chunk line too long")
                 return self._starved()
+            if end > _MAX_LINE:
+                raise _bad("upstream chunk line too long")
             line = buf[:end]
             self._buf = buf[end + 1 :]
             if state is _Chunk.SIZE:
