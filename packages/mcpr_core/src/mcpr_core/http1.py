@@ -134,6 +134,7 @@ class ResponseParser:
         "_head_used",
         "_max_head",
         "_remaining",
+        "_scanned",
         "_state_end",
     )
 
@@ -143,6 +144,7 @@ class ResponseParser:
         self._head_request = method == b"HEAD"
         self._max_head = max_head_size
         self._head_used = 0  # bytes of the 1xx heads already skipped
+        self._scanned = 0  # bytes of an unfinished head already searched for its end
         self._body: _Body | None = None  # None until the final head is parsed
         self._chunk = _Chunk.SIZE
         self._remaining = 0
@@ -212,8 +214,11 @@ class ResponseParser:
         while True:
             buf = self._buf
             limit = self._max_head - self._head_used
-            found = _BLANK_LINE.search(buf)
+            # An unfinished head is not searched again from its start at every read: a head
+            # trickling in byte by byte would cost time quadratic in its size.
+            found = _BLANK_LINE.search(buf, self._scanned)
             if found is None:
+                self._scanned = max(0, len(buf) - 2)
                 # The blank line may still start 2 bytes back (a trailing b"\n\r").
                 if len(buf) - 2 > limit:
                     raise _bad("upstream response head too large")
@@ -223,6 +228,7 @@ class ResponseParser:
             if found.start() > limit:
                 raise _bad("upstream response head too large")
             self._buf = buf[found.end() :]
+            self._scanned = 0
             head = self._parse_head(buf[: found.start()])
             if head is not None:
                 return head
