@@ -159,6 +159,7 @@ class RunningProxy:
 
     async def _serve_and_drain(self) -> None:
         async with anyio.create_task_group() as handlers:
+            handlers.start_soon(self._handler.run)
             async with anyio.create_task_group() as accept:
                 accept.start_soon(self._listener.serve, self._handler.handle, handlers)
                 await self._stop.wait()

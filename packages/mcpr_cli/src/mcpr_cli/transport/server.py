@@ -39,6 +39,7 @@ from mcpr_cli.transport.upstream import (
     UpstreamConnection,
     UpstreamPool,
 )
+from mcpr_cli.transport.watchdog import Timer, Watchdog
 from mcpr_core.config import ProxyConfig
 from mcpr_core.errors import RemoteProtocolError
 from mcpr_core.events import ProxyEvent
@@ -161,7 +162,8 @@ class ConnectionHandler:
         self._in_flight = 0
         self._total = 0
         self._draining = False
-        self._idle_scopes: set[anyio.CancelScope] = set()
+        self._watchdog = Watchdog()
+        self._idle: set[Timer] = set()
         self._quiet = anyio.Event()
         self._quiet.set()
         self._listening = 0
@@ -182,8 +184,12 @@ class ConnectionHandler:
     def begin_drain(self) -> None:
         """Stop keep-alive: idle connections close now, busy ones after their exchange."""
         self._draining = True
-        for scope in list(self._idle_scopes):
-            scope.cancel()
+        for timer in list(self._idle):
+            timer.expire()
+
+    async def run(self) -> None:
+        """Fire the deadlines of every connection's waits; runs until cancelled."""
+        await self._watchdog.run()
 
     async def wait_quiet(self) -> None:
         """Wait until no exchange is in flight."""
@@ -281,7 +287,7 @@ class ConnectionHandler:
                 return None
             if self._draining and deadline is None:
                 return None
-            data = await self._receive_for_head(client.stream, deadline)
+            data = await self._receive_for_head(client, deadline)
             if data is None:
                 if deadline is not None:
                     return _HeadError(408, "request header timeout")
@@ -291,19 +297,24 @@ class ConnectionHandler:
             size += len(data)
             conn.receive_data(data)
 
-    async def _receive_for_head(
-        self, stream: anyio.abc.SocketStream, deadline: float | None
-    ) -> bytes | None:
-        """Read for a request head; None on timeout. EOF comes back as b''."""
+    async def _receive_for_head(self, client: _Client, deadline: float | None) -> bytes | None:
+        """Read for a request head; None on timeout. EOF comes back as b''.
+
+        Between requests the wait is bounded by `idle_timeout` (a watchdog timer that closes
+        the connection, cheaper than a cancel scope per request); inside a head, by its
+        `deadline`.
+        """
+        stream = client.stream
         if deadline is None:
-            with anyio.CancelScope() as scope:
-                scope.deadline = anyio.current_time() + self._config.idle_timeout
-                self._idle_scopes.add(scope)
-                try:
-                    return await _receive_or_eof(stream)
-                finally:
-                    self._idle_scopes.discard(scope)
-            return None
+            timer = self._watchdog.arm(self._config.idle_timeout, stream.aclose)
+            self._idle.add(timer)
+            try:
+                data = await _receive_or_eof(stream)
+            finally:
+                timer.cancel()
+                self._idle.discard(timer)
+            # Bytes that came as the timer fired are not taken: the connection is closed.
+            return None if timer.fired else data
         with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
             return await _receive_or_eof(stream)
         return None
@@ -542,7 +553,9 @@ class ConnectionHandler:
         `request_timeout`.
         """
         receive = functools.partial(_receive_head, upstream)
-        return await _unless_client_leaves(receive, client, self._config.request_timeout)
+        return await self._unless_client_leaves(
+            receive, client, upstream, self._config.request_timeout
+        )
 
     async def _pump(
         self,
@@ -630,7 +643,7 @@ class ConnectionHandler:
         of silence while the client has been sent whole SSE events only. With `watch`, None
         when the client hung up while waiting for it."""
         if watch:
-            return await _unless_client_leaves(upstream.receive, client)
+            return await self._unless_client_leaves(upstream.receive, client, upstream)
         if not keepalive:
             return await upstream.receive()
         while True:
@@ -639,6 +652,38 @@ class ConnectionHandler:
                 return await upstream.receive()
             if ex.between_events:
                 await client.write(client.writer.data(KEEPALIVE))
+
+    async def _unless_client_leaves(
+        self,
+        receive: Callable[[], Awaitable[_T]],
+        client: _Client,
+        upstream: UpstreamConnection,
+        within: float = math.inf,
+    ) -> _T | None:
+        """`receive()` from the upstream; None when the client hangs up first.
+
+        What comes within `_HEAD_GRACE` is read without watching the client. After that a
+        watcher task reads the client: EOF there closes the upstream, which ends `receive`.
+        `TimeoutError` when nothing came `within` seconds (the upstream is closed then too).
+        """
+        wait = _Wait(self._watchdog, client, upstream, within)
+        timer = self._watchdog.arm(min(_HEAD_GRACE, within), wait.grace_over)
+        failure: Exception | None = None
+        result: _T | None = None
+        try:
+            result = await receive()
+        except _UPSTREAM_FAILED as exc:
+            failure = exc
+        finally:
+            timer.cancel()
+            await wait.finish()
+        if wait.timed_out:
+            raise TimeoutError
+        if wait.client_gone:
+            return None
+        if failure is not None:
+            raise failure
+        return result
 
     # -- writing to the client ------------------------------------------------------------
 
@@ -729,51 +774,84 @@ class _Client:
             raise _ClientGone from exc
 
 
+class _Wait:
+    """One wait for the upstream under `_unless_client_leaves`: what the watchdog did to it.
+
+    Past the grace, a watcher task reads the client and a second timer stands for the
+    request timeout; either one closes the upstream to end the wait, and says why here.
+    """
+
+    __slots__ = (
+        "_client",
+        "_finished",
+        "_scope",
+        "_timer",
+        "_upstream",
+        "_watchdog",
+        "_within",
+        "client_gone",
+        "done",
+        "timed_out",
+    )
+
+    def __init__(
+        self, watchdog: Watchdog, client: _Client, upstream: UpstreamConnection, within: float
+    ) -> None:
+        self._watchdog = watchdog
+        self._client = client
+        self._upstream = upstream
+        self._within = within
+        self._timer: Timer | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._finished: anyio.Event | None = None
+        self.client_gone = False
+        self.timed_out = False
+        self.done = False
+
+    async def grace_over(self) -> None:
+        """The grace passed: time out now, or watch the client until the request timeout."""
+        if self._within <= _HEAD_GRACE:
+            await self.time_out()
+            return
+        if self._within < math.inf:
+            self._timer = self._watchdog.arm(self._within - _HEAD_GRACE, self.time_out)
+        self._finished = anyio.Event()
+        self._watchdog.spawn(self._watch)
+
+    async def time_out(self) -> None:
+        """The request timeout passed: end the wait."""
+        self.timed_out = True
+        await self._upstream.aclose()
+
+    async def _watch(self) -> None:
+        assert self._finished is not None
+        try:
+            with anyio.CancelScope() as self._scope:
+                if not self.done and await _watch_for_eof(self._client):
+                    self.client_gone = True
+                    await self._upstream.aclose()
+        except Exception:
+            _log.exception("client watcher failed")
+        finally:
+            self._finished.set()
+
+    async def finish(self) -> None:
+        """The wait ended: stop the request timer and the watcher (and wait for it)."""
+        self.done = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._finished is not None:
+            if self._scope is not None:
+                self._scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await self._finished.wait()
+
+
 async def _receive_head(upstream: UpstreamConnection) -> ParsedResponse:
     event = await upstream.receive()
     if isinstance(event, ParsedResponse):
         return event
     raise RemoteProtocolError("upstream sent no response head", status_hint=502)
-
-
-async def _unless_client_leaves(
-    receive: Callable[[], Awaitable[_T]],
-    client: _Client,
-    within: float = math.inf,
-) -> _T | None:
-    """`receive()` from the upstream; None when the client hangs up first.
-
-    What comes within `_HEAD_GRACE` is read without starting the watcher. `TimeoutError`
-    when nothing came `within` seconds (one cancel scope each for the grace and the rest,
-    not one more around both).
-    """
-    now = anyio.current_time()
-    deadline = now + within
-    with anyio.CancelScope(deadline=min(now + _HEAD_GRACE, deadline)):
-        # Cancelling a read loses nothing: no byte was taken from the socket.
-        return await receive()
-    if within <= _HEAD_GRACE:
-        raise TimeoutError
-    result: _T | None = None
-    failure: Exception | None = None
-    with anyio.CancelScope(deadline=deadline) as timer:
-        async with anyio.create_task_group() as group:
-
-            async def watch() -> None:
-                if await _watch_for_eof(client):
-                    group.cancel_scope.cancel()
-
-            group.start_soon(watch)
-            try:
-                result = await receive()
-            except _UPSTREAM_FAILED as exc:
-                failure = exc  # raised below, not wrapped in the group's ExceptionGroup
-            group.cancel_scope.cancel()
-    if timer.cancelled_caught:
-        raise TimeoutError
-    if failure is not None:
-        raise failure
-    return result
 
 
 async def _receive_or_eof(stream: anyio.abc.SocketStream) -> bytes:
