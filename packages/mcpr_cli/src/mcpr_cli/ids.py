@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 
 __all__ = ["new_event_id"]
 
@@ -23,4 +22,5 @@ def new_event_id() -> str:
     value |= (rand >> 62) << 64  # 12 bits rand_a
     value |= 0b10 << 62  # RFC 9562 variant
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # 62 bits rand_b
-    return str(uuid.UUID(int=value))
+    text = f"{value:032x}"  # the canonical 8-4-4-4-12 form, without building a UUID object
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

@@ -142,14 +142,17 @@ class RequestKind(enum.Enum):
 
 def header_value(headers: Headers, name: bytes) -> bytes | None:
     """Return the first value of header `name` (given lower-case), or None when absent."""
+    size = len(name)
     for key, value in headers:
-        if key.lower() == name:
+        # Lengths first: most names differ in length, and then need no lower-casing.
+        if len(key) == size and key.lower() == name:
             return value
     return None
 
 
 def _header_values(headers: Headers, name: bytes) -> list[bytes]:
-    return [value for key, value in headers if key.lower() == name]
+    size = len(name)
+    return [value for key, value in headers if len(key) == size and key.lower() == name]
 
 
 def _accepts_event_stream(headers: Headers) -> bool:
