@@ -116,10 +116,19 @@ class Watchdog:
             now = anyio.current_time() / self._tick
             order = self._order
             while order and order[0] <= now:
-                timers = self._buckets.pop(heapq.heappop(order), None)
-                for timer in timers or ():
-                    timer.fired = True
-                    try:
-                        await timer.action()
-                    except Exception:
-                        _log.exception("deadline action failed")
+                bucket = order[0]
+                timers = self._buckets.get(bucket)
+                if not timers:  # a stale entry: its timers were all cancelled or expired
+                    heapq.heappop(order)
+                    continue
+                # One timer at a time, left armed until taken: while an action runs, other
+                # tasks (or the action) may still cancel or expire the rest of its bucket.
+                timer = timers.pop()
+                if not timers:
+                    del self._buckets[bucket]
+                    heapq.heappop(order)
+                timer.fired = True
+                try:
+                    await timer.action()
+                except Exception:
+                    _log.exception("deadline action failed")
