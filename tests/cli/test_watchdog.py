@@ -151,6 +151,18 @@ async def test_expire_after_firing_does_nothing() -> None:
         assert len(probe.times) == 1
 
 
+async def test_expire_after_cancel_does_nothing() -> None:
+    """A cancelled timer stays cancelled: expiring it does not arm it again."""
+    async with running() as watchdog:
+        probe = Probe()
+        timer = watchdog.arm(60, probe)
+        timer.cancel()
+        timer.expire()
+        await settle(watchdog)
+        assert not timer.fired
+        assert probe.times == []
+
+
 # -- many timers ---------------------------------------------------------------------------
 
 

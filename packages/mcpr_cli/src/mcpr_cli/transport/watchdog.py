@@ -36,23 +36,28 @@ Action = Callable[[], Awaitable[None]]
 class Timer:
     """One armed deadline; `cancel()` it when the wait ends first."""
 
-    __slots__ = ("_bucket", "_watchdog", "action", "fired")
+    __slots__ = ("_armed", "_bucket", "_watchdog", "action", "fired")
 
     def __init__(self, watchdog: Watchdog, bucket: int, action: Action) -> None:
         self._watchdog = watchdog
         self._bucket = bucket
+        self._armed = True
         self.action = action
         #: True once the deadline passed and the action was started.
         self.fired = False
 
     def cancel(self) -> None:
-        """Disarm (a no-op once fired)."""
-        if not self.fired:
+        """Disarm for good (a no-op once fired)."""
+        if self._armed:
+            self._armed = False
             self._watchdog._disarm(self)
 
     def expire(self) -> None:
-        """Fire at the next tick, whatever the deadline (draining ends idle waits now)."""
-        if self.fired:
+        """Fire at the next tick, whatever the deadline (draining ends idle waits now).
+
+        A no-op once fired or cancelled.
+        """
+        if not self._armed:
             return
         watchdog = self._watchdog
         watchdog._disarm(self)
@@ -127,6 +132,7 @@ class Watchdog:
                 if not timers:
                     del self._buckets[bucket]
                     heapq.heappop(order)
+                timer._armed = False
                 timer.fired = True
                 try:
                     await timer.action()
