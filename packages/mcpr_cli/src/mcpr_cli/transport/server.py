@@ -54,6 +54,7 @@ from mcpr_core.pipeline import (
     Exchange,
     Failure,
     Forward,
+    Headers,
     Outcome,
     ReadBody,
     Reject,
@@ -244,7 +245,6 @@ class ConnectionHandler:
             for event in ex.finish(now=time.monotonic(), outcome=Outcome.REJECTED):
                 self._emit(event)
             return False
-        client.begin(request)
         outcome = Outcome.CANCELLED
         self._in_flight += 1
         self._quiet = anyio.Event() if self._in_flight == 1 else self._quiet
@@ -263,8 +263,11 @@ class ConnectionHandler:
         # here would fail the client's next request on it (RFC 9112 §9.6).
         return client.can_continue()
 
-    async def _read_head(self, client: _Client) -> h11.Request | _HeadError | None:
-        """The next request head; a `_HeadError` to answer; None to close quietly."""
+    async def _read_head(self, client: _Client) -> RequestHead | _HeadError | None:
+        """The next request head; a `_HeadError` to answer; None to close quietly.
+
+        The client's response will be framed for the head returned (`_Client.begin`).
+        """
         conn = client.conn
         deadline: float | None = None
         # h11 bounds a head only while it is incomplete (max_incomplete_event_size); a head
@@ -278,11 +281,21 @@ class ConnectionHandler:
             if isinstance(event, h11.Request):
                 if size - len(conn.trailing_data[0]) > self._config.max_header_size:
                     return _HeadError(431, "request header fields too large")
-                if _has_both_framings(event):
+                # h11's `Headers` is a Sequence whose every item is a Python-level
+                # __getitem__; everything after this reads the plain list made here once.
+                headers = list(event.headers)
+                if _has_both_framings(headers):
                     # RFC 9112 §6.3: "ought to be handled as an error"; forwarded, an upstream
                     # reading Content-Length would take the rest as a smuggled request.
                     return _HeadError(400, "both Content-Length and Transfer-Encoding")
-                return event
+                head = RequestHead(
+                    method=event.method,
+                    target=event.target,
+                    headers=headers,
+                    client_host=client.host,
+                )
+                client.begin(head, event.http_version)
+                return head
             if event is not h11.NEED_DATA:
                 return None
             if self._draining and deadline is None:
@@ -319,16 +332,8 @@ class ConnectionHandler:
             return await _receive_or_eof(stream)
         return None
 
-    async def _exchange(self, ex: Exchange, client: _Client, request: h11.Request) -> Outcome:
-        # h11's `Headers` is a Sequence whose every item is a Python-level __getitem__; the
-        # pipeline scans the headers about ten times per exchange, so copy them to a list once.
-        head = RequestHead(
-            method=request.method,
-            target=request.target,
-            headers=list(request.headers),
-            client_host=client.host,
-        )
-        step = ex.receive_request_head(head)
+    async def _exchange(self, ex: Exchange, client: _Client, request: RequestHead) -> Outcome:
+        step = ex.receive_request_head(request)
         if isinstance(step, ReadBody):
             try:
                 body = await self._read_body(client, step.limit)
@@ -379,7 +384,7 @@ class ConnectionHandler:
     # -- carrying the exchange to the upstream ----------------------------------------------
 
     async def _forward(
-        self, ex: Exchange, fwd: Forward, client: _Client, request: h11.Request
+        self, ex: Exchange, fwd: Forward, client: _Client, request: RequestHead
     ) -> Outcome:
         pool = self._pool
         limit = pool.limit
@@ -414,7 +419,7 @@ class ConnectionHandler:
             limit.release()
 
     async def _send_request(
-        self, fwd: Forward, client: _Client, request: h11.Request
+        self, fwd: Forward, client: _Client, request: RequestHead
     ) -> UpstreamConnection:
         """Write the request upstream; retry once on a fresh connection if a reused one is dead."""
         headers = fwd.headers
@@ -742,12 +747,12 @@ class _Client:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
         self.writer = ResponseWriter(method=b"GET", minor=1, keep_alive=False)
 
-    def begin(self, request: h11.Request) -> None:
+    def begin(self, head: RequestHead, http_version: bytes) -> None:
         """A request head arrived: its response will be framed for it."""
         self.writer = ResponseWriter(
-            method=request.method,
-            minor=1 if request.http_version == b"1.1" else 0,
-            keep_alive=_keep_alive(request),
+            method=head.method,
+            minor=1 if http_version == b"1.1" else 0,
+            keep_alive=http_version == b"1.1" and not _asks_to_close(head.headers),
         )
 
     def can_continue(self) -> bool:
@@ -870,28 +875,25 @@ async def _watch_for_eof(client: _Client) -> bool:
     return False
 
 
-def _keep_alive(request: h11.Request) -> bool:
-    """Whether the client allows another request on its connection (RFC 9112 §9.3)."""
-    if request.http_version != b"1.1":
-        return False
-    for name, value in request.headers:
-        if name == b"connection" and any(
-            token.strip(b" \t").lower() == b"close" for token in value.split(b",")
-        ):
-            return False
-    return True
+def _asks_to_close(headers: Headers) -> bool:
+    """Whether `Connection: close` forbids another request on the connection (RFC 9112 §9.6)."""
+    return any(
+        name == b"connection"
+        and any(token.strip(b" \t").lower() == b"close" for token in value.split(b","))
+        for name, value in headers
+    )
 
 
 def _has_length(head: ResponseHead) -> bool:
     return any(k == b"content-length" for k, _ in head.headers)
 
 
-def _is_chunked(request: h11.Request) -> bool:
+def _is_chunked(request: RequestHead) -> bool:
     return any(k == b"transfer-encoding" and b"chunked" in v.lower() for k, v in request.headers)
 
 
-def _has_both_framings(request: h11.Request) -> bool:
-    names = {k for k, _ in request.headers}
+def _has_both_framings(headers: Headers) -> bool:
+    names = {k for k, _ in headers}
     return b"transfer-encoding" in names and b"content-length" in names
 
 
