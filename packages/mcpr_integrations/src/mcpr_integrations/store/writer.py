@@ -34,7 +34,6 @@ from typing import Literal, assert_never
 import apsw
 
 from mcpr_core.events import (
-    ERROR_MSG_MAX,
     Heartbeat,
     ProxyEvent,
     RequestEvent,
@@ -43,6 +42,12 @@ from mcpr_core.events import (
     SessionStart,
 )
 from mcpr_integrations.store.batching import BatchQueue
+from mcpr_integrations.store.bulk import (
+    BUMP_SESSION,
+    INSERT_REQUEST,
+    insert_requests,
+    request_row,
+)
 from mcpr_integrations.store.schema import StoreError, open_writer
 
 __all__ = ["BATCH_INTERVAL", "BATCH_SIZE", "Store", "StoreStatistics", "request_status"]
@@ -214,7 +219,14 @@ class Store:
         stored = skipped = failed = 0
         try:
             self._begin()
+            run: list[RequestEvent] = []
             for event in batch:
+                if isinstance(event, RequestEvent):
+                    run.append(event)
+                    continue
+                if run:
+                    stored, failed = self._write_run(run, stored, failed)
+                    run = []
                 try:
                     if self._apply(event):
                         stored += 1
@@ -223,6 +235,8 @@ class Store:
                 except Exception as exc:  # one bad event must never stop the writer
                     failed += 1
                     self._on_error(f"store: {event.type} event skipped", exc)
+            if run:
+                stored, failed = self._write_run(run, stored, failed)
             self._conn.execute("COMMIT")
         except Exception as exc:
             self._on_error(f"store: a batch of {len(batch)} events was lost", exc)
@@ -235,6 +249,31 @@ class Store:
             self._skipped += skipped
             self._failed += failed
 
+    def _write_run(self, run: list[RequestEvent], stored: int, failed: int) -> tuple[int, int]:
+        """Write consecutive request events in a few statements (`bulk`); return the counters.
+
+        If that fails, the run is undone and written one event at a time, so that only the
+        events that fail are lost.
+        """
+        conn = self._conn
+        conn.execute("SAVEPOINT run")
+        try:
+            insert_requests(conn, [(event, request_status(event)) for event in run])
+        except Exception:
+            conn.execute("ROLLBACK TO run")
+            conn.execute("RELEASE run")
+        else:
+            conn.execute("RELEASE run")
+            return stored + len(run), failed
+        for event in run:
+            try:
+                self._insert_request(event)
+                stored += 1
+            except Exception as exc:  # one bad event must never stop the writer
+                failed += 1
+                self._on_error(f"store: {event.type} event skipped", exc)
+        return stored, failed
+
     def _begin(self) -> None:
         """Start the batch's transaction, outwaiting a long lock (a `store vacuum` in progress)."""
         for _ in range(_BUSY_RETRIES - 1):
@@ -245,11 +284,9 @@ class Store:
             return
         self._conn.execute("BEGIN IMMEDIATE")
 
-    def _apply(self, event: ProxyEvent) -> bool:
+    def _apply(self, event: SessionStart | SessionEnd | SchemaVersionCreated | Heartbeat) -> bool:
         """Run the statements of one event; False when the event is not stored."""
         match event:
-            case RequestEvent():
-                self._insert_request(event)
             case SessionStart():
                 self._start_session(event)
             case SessionEnd():
@@ -287,6 +324,7 @@ class Store:
         )
 
     def _insert_request(self, event: RequestEvent) -> None:
+        """One request event on its own: a run of one (`bulk`), bound row by row."""
         status = request_status(event)
         sid = event.session_id
         if sid is not None and 200 <= event.status < 300 and event.method != "DELETE":
@@ -300,50 +338,9 @@ class Store:
                     client_platform=event.client_platform,
                 )
             )
-        error_msg = event.error_msg[:ERROR_MSG_MAX] if event.error_msg is not None else None
-        self._conn.execute(
-            "INSERT INTO requests (request_id, ts, proxy, session_id, method, tool, latency_us,"
-            " status, error_code, error_msg, bytes_in, bytes_out, resource_uri, prompt_name,"
-            " client_name, client_version, client_platform, protocol_version, era,"
-            " header_mismatch) VALUES"
-            " (:request_id, :ts, :proxy, :sid, :method, :tool, :latency_us, :status,"
-            " :error_code, :error_msg, :bytes_in, :bytes_out, :resource_uri, :prompt_name,"
-            " COALESCE(:client_name, (SELECT client_name FROM sessions WHERE session_id = :sid)),"
-            " COALESCE(:client_version,"
-            " (SELECT client_version FROM sessions WHERE session_id = :sid)),"
-            " COALESCE(:client_platform,"
-            " (SELECT client_platform FROM sessions WHERE session_id = :sid)),"
-            " :protocol_version, :era, :header_mismatch)",
-            {
-                "request_id": event.id,
-                "ts": event.ts,
-                "proxy": event.proxy,
-                "sid": sid,
-                "method": event.mcp_method or event.method,
-                "tool": event.tool,
-                "latency_us": event.latency_us,
-                "status": status,
-                "error_code": str(event.error_code) if event.error_code is not None else None,
-                "error_msg": error_msg,
-                "bytes_in": event.request_size,
-                "bytes_out": event.response_size,
-                "resource_uri": event.resource_uri,
-                "prompt_name": event.prompt_name,
-                "client_name": event.client_name,
-                "client_version": event.client_version,
-                "client_platform": event.client_platform,
-                "protocol_version": event.protocol_version,
-                "era": event.era,
-                "header_mismatch": int(event.header_mismatch),
-            },
-        )
+        self._conn.execute(INSERT_REQUEST, request_row(event, status))
         if sid is not None:
-            self._conn.execute(
-                "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?),"
-                " total_calls = total_calls + 1, total_errors = total_errors + ?"
-                " WHERE session_id = ?",
-                (event.ts, int(status != "ok"), sid),
-            )
+            self._conn.execute(BUMP_SESSION, (event.ts, 1, int(status != "ok"), sid))
 
     def _record_schema(self, event: SchemaVersionCreated) -> None:
         self._conn.execute(
