@@ -194,6 +194,7 @@ def start_mcpr(
     loop: str = "asyncio",
     store: bool = False,
     csp_domain: str | None = None,
+    pythonpath: str | None = None,
 ) -> Proc:
     """`mcpr proxy run --events off` on a free port.
 
@@ -201,7 +202,8 @@ def start_mcpr(
     `asyncio-stock` (uvloop hidden) or `trio`. Without `store`, `MCPR_DB=none`; with it, a
     fresh store file in the run's folder. The admin listener is off; the process runs in the
     run's folder, so that no `mcpr.toml` is picked up, and keeps its registry entry there
-    (MCPR_HOME) under a name of its own.
+    (MCPR_HOME) under a name of its own. `pythonpath` puts other sources of the packages
+    first (another checkout's `packages/*/src`: see `benchmarks.ab`).
     """
     port = free_port()
     if loop == "asyncio-stock":
@@ -215,6 +217,8 @@ def start_mcpr(
         argv += ["--csp-domain", csp_domain]
     db = str(folder / f"store-{port}.db") if store else "none"
     env = {"MCPR_DB": db, "MCPR_ADMIN": "none", "MCPR_HOME": str(folder)}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     return _spawn(name, argv, folder, port, cwd=folder, **env)
 
 
