@@ -5,9 +5,9 @@ up must wait for it again: in a proxy whose event loop keeps the GIL busy, that 
 up to `sys.getswitchinterval()` (5 ms) per call. Three statements per request (open the
 session, insert the request, bump the session) capped the store at a few hundred to a
 few thousand requests per second under load, far below what the proxy serves. Here a run
-of consecutive request events costs one statement per distinct session to open it, one
-`INSERT … SELECT … FROM json_each(?)` for all the requests, and one statement per
-distinct session to bump it: the same rows, in the same order, as one event at a time.
+of consecutive request events costs one `INSERT … SELECT … FROM json_each(?)` for all the
+requests, one statement per distinct session to open it, and one statement per distinct
+session to bump it: the same rows, in the same order, as one event at a time.
 
 Why the result is the same (the writer applies other events one at a time, so a run
 holds request events only, and no session ends inside it):
@@ -17,14 +17,17 @@ holds request events only, and no session ends inside it):
   client field still empty with its own. Over a run that is: the earliest and the latest
   accepted `ts`, and per field the first value given, which is what one upsert with
   those values does.
-* Requests take a missing client identity from their session, and bump it
-  (`last_seen_at`, `total_calls`, `total_errors`): that adds up, one update per session
-  with the latest `ts`, the count and the errors.
-* One difference: the sessions a run opens are written before its requests. A request of
+* Requests take a missing client identity from their session as it stands when they
+  come: the stored session's field, else the first one given by an accepted request of
+  the session earlier in the run. The requests are inserted before the sessions are
+  opened, so the first is read from the table and the second is computed here.
+* Requests bump their session (`last_seen_at`, `total_calls`, `total_errors`): that adds
+  up, one update per session with the latest `ts`, the count and the errors.
+* One difference: a run bumps the sessions it opens only once they are open. A request of
   a session not yet stored that comes before the session's first accepted request in the
-  same run is counted in its totals and takes its client identity, where one event at a
-  time it would not be. A session id exists only once the server accepted it, so that
-  takes a client reusing an id the store has not seen accepted yet.
+  same run is counted in its totals (and `last_seen_at`), where one event at a time it
+  would not be. A session id exists only once the server accepted it, so that takes a
+  client reusing an id the store has not seen accepted yet.
 """
 
 from __future__ import annotations
@@ -56,21 +59,26 @@ _COLUMNS = (
 )
 
 
-def _from_session(value: str, column: str, sid: str) -> str:
-    """A client field as given, else the one its session already has."""
-    return f"COALESCE({value}, (SELECT {column} FROM sessions WHERE session_id = {sid}))"
+def _from_session(value: str, column: str, sid: str, run: str) -> str:
+    """A client field as given, else the one its session has, else the one its run gave it."""
+    return f"COALESCE({value}, (SELECT {column} FROM sessions WHERE session_id = {sid}), {run})"
 
 
 def _select(values: list[str]) -> str:
-    """The 20 values of `_COLUMNS`, client fields (14-16) taken from the session if absent."""
+    """The 20 values of `_COLUMNS`, client fields (14-16) taken from the session if absent.
+
+    `values` may hold 3 more: the client fields the session got earlier in the run (not yet
+    stored, since a run writes its requests before it opens their sessions).
+    """
     sid = values[3]
+    run = [*values[20:], "NULL", "NULL", "NULL"]
     return ", ".join(
         [
             *values[:14],
-            _from_session(values[14], "client_name", sid),
-            _from_session(values[15], "client_version", sid),
-            _from_session(values[16], "client_platform", sid),
-            *values[17:],
+            _from_session(values[14], "client_name", sid, run[0]),
+            _from_session(values[15], "client_version", sid, run[1]),
+            _from_session(values[16], "client_platform", sid, run[2]),
+            *values[17:20],
         ]
     )
 
@@ -79,10 +87,11 @@ def _select(values: list[str]) -> str:
 INSERT_REQUEST = (
     f"INSERT INTO requests ({_COLUMNS}) VALUES ({_select([f'?{i}' for i in range(1, 21)])})"
 )
-#: A run of requests: a JSON array of `request_row` lists, inserted in order.
+#: A run of requests: a JSON array of `request_row` lists, each followed by the client
+#: fields its session got earlier in the run, inserted in order.
 _INSERT_REQUESTS = (
     f"INSERT INTO requests ({_COLUMNS})"
-    f" SELECT {_select([f'value ->> {i}' for i in range(20)])} FROM json_each(?) ORDER BY key"
+    f" SELECT {_select([f'value ->> {i}' for i in range(23)])} FROM json_each(?) ORDER BY key"
 )
 #: Bump a session by `calls` requests, `errors` of them failed, the latest at `ts`.
 BUMP_SESSION = (
@@ -135,6 +144,7 @@ class _Session:
     def open(self, event: RequestEvent) -> None:
         if not self.opened:
             self.opened = True
+            self.proxy = event.proxy
             self.first_ts = self.opened_ts = event.ts
         self.first_ts = min(self.first_ts, event.ts)
         self.opened_ts = max(self.opened_ts, event.ts)
@@ -159,7 +169,8 @@ def insert_requests(conn: apsw.Connection, events: list[tuple[RequestEvent, str]
     sessions: dict[str, _Session] = {}
     rows: list[list[object]] = []
     for event, status in events:
-        rows.append(request_row(event, status))
+        row = request_row(event, status)
+        rows.append(row)
         sid = event.session_id
         if sid is None:
             continue
@@ -168,6 +179,7 @@ def insert_requests(conn: apsw.Connection, events: list[tuple[RequestEvent, str]
             session = sessions[sid] = _Session(event.proxy)
         if 200 <= event.status < 300 and event.method != "DELETE":
             session.open(event)
+        row.extend(session.client)
         session.bump(event.ts, status != "ok")
     payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
     payload.encode("utf-8")  # a lone surrogate fails here, not half-way into SQLite
@@ -176,9 +188,9 @@ def insert_requests(conn: apsw.Connection, events: list[tuple[RequestEvent, str]
         for sid, one in sessions.items()
         if one.opened
     ]
+    conn.execute(_INSERT_REQUESTS, (payload,))
     if opened:
         conn.executemany(_OPEN_SESSION, opened)
-    conn.execute(_INSERT_REQUESTS, (payload,))
     bumps = [(one.last_ts, one.calls, one.errors, sid) for sid, one in sessions.items()]
     if bumps:
         conn.executemany(BUMP_SESSION, bumps)
