@@ -22,6 +22,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
+from mcpr_cli.transport import watchdog as watchdog_module
 from mcpr_cli.transport.watchdog import TICK, Timer, Watchdog
 from tests.cli.stub_upstream import ReceivedRequest, Responder, stub_upstream
 from tests.cli.wire import JSON, connect, rpc, run_proxy
@@ -306,32 +307,32 @@ async def test_spawn_runs_a_task_beside_the_watchdog_until_run_is_cancelled() ->
     assert not pending.times
 
 
-async def test_idle_watchdog_sleeps_until_a_timer_is_armed(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("armed", [None, 60.0], ids=["nothing-armed", "far-deadline"])
+async def test_watchdog_sleeps_until_the_earliest_deadline(
+    monkeypatch: pytest.MonkeyPatch, armed: float | None
 ) -> None:
-    """With nothing armed the watchdog does not tick; arming wakes it and the timer fires."""
-    sleeps = 0
-    sleep = anyio.sleep
+    """With nothing due soon the watchdog does not wake; a sooner timer wakes it in time."""
+    wakes = 0
+    clock = anyio.current_time
 
-    async def counting_sleep(delay: float) -> None:
-        nonlocal sleeps
-        sleeps += 1
-        await sleep(delay)
+    def counting_clock() -> float:
+        nonlocal wakes
+        wakes += 1
+        return clock()
 
-    # The watchdog ticks with anyio.sleep; the test itself waits without it.
-    monkeypatch.setattr(anyio, "sleep", counting_sleep)
     async with running() as watchdog:
-        assert sleeps >= 1  # the start-up timer's tick was counted
-        sleeps = 0
-        with anyio.move_on_after(0.1):
-            await anyio.sleep_forever()
-        assert sleeps == 0
+        if armed is not None:
+            watchdog.arm(armed, Probe())
+        await anyio.sleep(0.02)  # the loop took the far timer into account, then slept
+        monkeypatch.setattr(watchdog_module.anyio, "current_time", counting_clock)
+        await anyio.sleep(0.2)
+        assert wakes == 0  # twenty ticks' time, and the loop never looked at the clock
+        monkeypatch.undo()
         probe = Probe()
         start = anyio.current_time()
         watchdog.arm(0.02, probe)
         fired_at = await probe.wait()
     assert start + 0.02 <= fired_at < start + 0.02 + LATE
-    assert sleeps >= 1
 
 
 @pytest.mark.parametrize("armed", [False, True], ids=["idle", "ticking"])

@@ -5,8 +5,9 @@ the scope and arms a loop timer), and every exchange used to wait twice under on
 client's next request (the idle timeout) and for the upstream's answer (the grace before
 the client is watched, and the request timeout). Here a wait arms a `Timer` instead: a set
 insertion into a bucket of `TICK` seconds, and a removal when the wait ends. One task
-(`Watchdog.run`) wakes every `TICK` while timers are armed and runs the actions of those
-that fell due. An action ends the wait from outside, typically by closing the stream that
+(`Watchdog.run`) sleeps until the earliest bucket that still holds timers (woken sooner
+when a timer due earlier is armed), and runs the actions of those that fell due: with
+nothing due, it does not run at all. An action ends the wait from outside, typically by closing the stream that
 the wait reads; the waiter then sees a closed stream and reads `timer.fired` to learn why.
 
 Deadlines fire up to one tick (plus event-loop latency) late, never early.
@@ -73,6 +74,7 @@ class Watchdog:
         self._buckets: dict[int, set[Timer]] = {}
         self._order: list[int] = []  # bucket numbers, a heap; stale entries are skipped
         self._wake: anyio.Event | None = None
+        self._next: int | None = None  # the bucket the loop sleeps until (None: no timers)
         self._group: anyio.abc.TaskGroup | None = None
 
     def arm(self, delay: float, action: Action) -> Timer:
@@ -87,12 +89,13 @@ class Watchdog:
         self._group.start_soon(func)
 
     def _insert(self, timer: Timer) -> None:
-        timers = self._buckets.get(timer._bucket)
+        bucket = timer._bucket
+        timers = self._buckets.get(bucket)
         if timers is None:
-            timers = self._buckets[timer._bucket] = set()
-            heapq.heappush(self._order, timer._bucket)
-            if self._wake is not None:
-                self._wake.set()
+            timers = self._buckets[bucket] = set()
+            heapq.heappush(self._order, bucket)
+            if self._wake is not None and (self._next is None or bucket < self._next):
+                self._wake.set()  # due before the loop would wake: it must sleep less
         timers.add(timer)
 
     def _disarm(self, timer: Timer) -> None:
@@ -112,29 +115,39 @@ class Watchdog:
                 self._group = None
 
     async def _loop(self) -> None:
+        # The loop sleeps until the earliest bucket that still has timers, and is woken
+        # early by a timer due before that: with nothing due, it does not run at all.
+        order = self._order
+        buckets = self._buckets
         while True:
-            if not self._buckets:
-                self._wake = anyio.Event()
+            while order and order[0] not in buckets:
+                heapq.heappop(order)  # every timer of that bucket was cancelled or expired
+            self._wake = anyio.Event()
+            if not order:
+                self._next = None
                 await self._wake.wait()
-                self._wake = None
-            await anyio.sleep(self._tick)
-            now = anyio.current_time() / self._tick
-            order = self._order
-            while order and order[0] <= now:
-                bucket = order[0]
-                timers = self._buckets.get(bucket)
-                if not timers:  # a stale entry: its timers were all cancelled or expired
-                    heapq.heappop(order)
-                    continue
-                # One timer at a time, left armed until taken: while an action runs, other
-                # tasks (or the action) may still cancel or expire the rest of its bucket.
-                timer = timers.pop()
-                if not timers:
-                    del self._buckets[bucket]
-                    heapq.heappop(order)
-                timer._armed = False
-                timer.fired = True
-                try:
-                    await timer.action()
-                except Exception:
-                    _log.exception("deadline action failed")
+                continue
+            self._next = order[0]
+            delay = order[0] * self._tick - anyio.current_time()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._wake.wait()
+                continue
+            self._wake = None
+            await self._fire(order[0])
+
+    async def _fire(self, bucket: int) -> None:
+        """Run the actions of a due bucket's timers."""
+        timers = self._buckets[bucket]
+        while timers:
+            # One timer at a time, left armed until taken: while an action runs, other
+            # tasks (or the action) may still cancel or expire the rest of its bucket.
+            timer = timers.pop()
+            if not timers and self._buckets.get(bucket) is timers:
+                del self._buckets[bucket]
+            timer._armed = False
+            timer.fired = True
+            try:
+                await timer.action()
+            except Exception:
+                _log.exception("deadline action failed")
