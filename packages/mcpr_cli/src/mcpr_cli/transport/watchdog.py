@@ -5,10 +5,12 @@ the scope and arms a loop timer), and every exchange used to wait twice under on
 client's next request (the idle timeout) and for the upstream's answer (the grace before
 the client is watched, and the request timeout). Here a wait arms a `Timer` instead: a set
 insertion into a bucket of `TICK` seconds, and a removal when the wait ends. One task
-(`Watchdog.run`) sleeps until the earliest bucket that still holds timers (woken sooner
-when a timer due earlier is armed), and runs the actions of those that fell due: with
-nothing due, it does not run at all. An action ends the wait from outside, typically by closing the stream that
-the wait reads; the waiter then sees a closed stream and reads `timer.fired` to learn why.
+(`Watchdog.run`) sleeps in a cancel scope whose deadline is the earliest bucket that still
+holds timers; arming a sooner timer, or cancelling the last timer of that bucket, moves
+the deadline without waking the task. So the task runs only when timers are due, and
+runs their actions. An action ends the wait from outside, typically by closing the stream
+that the wait reads; the waiter then sees a closed stream and reads `timer.fired` to
+learn why.
 
 Deadlines fire up to one tick (plus event-loop latency) late, never early.
 """
@@ -73,8 +75,9 @@ class Watchdog:
         self._tick = tick
         self._buckets: dict[int, set[Timer]] = {}
         self._order: list[int] = []  # bucket numbers, a heap; stale entries are skipped
-        self._wake: anyio.Event | None = None
-        self._next: int | None = None  # the bucket the loop sleeps until (None: no timers)
+        # While the loop sleeps: its scope, whose deadline is the earliest live bucket's.
+        self._sleep: anyio.CancelScope | None = None
+        self._next: int | None = None  # that bucket (None: no timers, no deadline)
         self._group: anyio.abc.TaskGroup | None = None
 
     def arm(self, delay: float, action: Action) -> Timer:
@@ -94,16 +97,33 @@ class Watchdog:
         if timers is None:
             timers = self._buckets[bucket] = set()
             heapq.heappush(self._order, bucket)
-            if self._wake is not None and (self._next is None or bucket < self._next):
-                self._wake.set()  # due before the loop would wake: it must sleep less
+            if self._next is None or bucket < self._next:
+                self._retarget(bucket)  # due before the loop would wake: it must sleep less
         timers.add(timer)
 
     def _disarm(self, timer: Timer) -> None:
-        timers = self._buckets.get(timer._bucket)
+        bucket = timer._bucket
+        timers = self._buckets.get(bucket)
         if timers is not None:
             timers.discard(timer)
             if not timers:
-                del self._buckets[timer._bucket]
+                del self._buckets[bucket]
+                if bucket == self._next:  # nothing left to wake for then: sleep on
+                    self._retarget(self._earliest())
+
+    def _earliest(self) -> int | None:
+        """The earliest bucket that still holds timers (stale heap entries are dropped)."""
+        order = self._order
+        buckets = self._buckets
+        while order and order[0] not in buckets:
+            heapq.heappop(order)
+        return order[0] if order else None
+
+    def _retarget(self, bucket: int | None) -> None:
+        """Make the sleeping loop wake at `bucket` (never, for None): no wake-up before."""
+        self._next = bucket
+        if self._sleep is not None:
+            self._sleep.deadline = math.inf if bucket is None else bucket * self._tick
 
     async def run(self) -> None:
         """Fire due timers until cancelled."""
@@ -115,26 +135,21 @@ class Watchdog:
                 self._group = None
 
     async def _loop(self) -> None:
-        # The loop sleeps until the earliest bucket that still has timers, and is woken
-        # early by a timer due before that: with nothing due, it does not run at all.
-        order = self._order
-        buckets = self._buckets
+        # The loop sleeps in a cancel scope whose deadline is the earliest bucket that
+        # still holds timers; arming and cancelling move that deadline (no wake-up), so
+        # the loop runs only when timers are due.
         while True:
-            while order and order[0] not in buckets:
-                heapq.heappop(order)  # every timer of that bucket was cancelled or expired
-            self._wake = anyio.Event()
-            if not order:
-                self._next = None
-                await self._wake.wait()
+            bucket = self._earliest()
+            if bucket is not None and bucket * self._tick <= anyio.current_time():
+                await self._fire(bucket)
                 continue
-            self._next = order[0]
-            delay = order[0] * self._tick - anyio.current_time()
-            if delay > 0:
-                with anyio.move_on_after(delay):
-                    await self._wake.wait()
-                continue
-            self._wake = None
-            await self._fire(order[0])
+            with anyio.CancelScope() as sleep:
+                self._sleep = sleep
+                self._retarget(bucket)
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    self._sleep = None
 
     async def _fire(self, bucket: int) -> None:
         """Run the actions of a due bucket's timers."""
