@@ -1,7 +1,7 @@
 """Proxy CPU per exchange of another revision (A) against the working tree (B), interleaved.
 
 `uv run python -m benchmarks.ab REV [--rounds R] [--requests N] [--connections C]
-[--workload W]` checks REV out into a temporary git worktree, starts the fast upstream and
+[--workload W] [--delay S]` checks REV out into a temporary git worktree, starts the fast upstream (answering after S seconds with --delay) and
 two proxies, `mcpr proxy run --events off` (no store) from REV's sources (put first on
 PYTHONPATH) and from the working tree, and sends both the same load from the built-in load
 generator, round by round in alternating order (A B, B A, …) so that whatever else the
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workload", default="tools/call")
+    parser.add_argument("--delay", type=float, default=0.0, help="upstream delay, seconds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mcpr-ab-") as tmp:
         folder = Path(tmp)
@@ -46,7 +47,7 @@ def main() -> None:
 
 
 def _compare(args: argparse.Namespace, folder: Path, tree: Path) -> None:
-    upstream = start_upstream(folder)
+    upstream = start_upstream(folder, delay=args.delay)
     pythonpath = ":".join(str(tree / "packages" / name / "src") for name in _PACKAGES)
     proxies = {
         "A": start_mcpr(folder, upstream.url, name="A", pythonpath=pythonpath),
