@@ -307,6 +307,19 @@ async def test_spawn_runs_a_task_beside_the_watchdog_until_run_is_cancelled() ->
     assert not pending.times
 
 
+async def test_cancelling_the_earliest_timer_leaves_the_later_one_on_time() -> None:
+    """With the soonest timer cancelled, the loop sleeps on to the next one, which fires."""
+    async with running() as watchdog:
+        first, second = Probe(), Probe()
+        start = anyio.current_time()
+        early = watchdog.arm(0.05, first)
+        watchdog.arm(0.1, second)
+        early.cancel()
+        fired_at = await second.wait()
+    assert start + 0.1 <= fired_at < start + 0.1 + LATE
+    assert first.times == []
+
+
 @pytest.mark.parametrize("armed", [None, 60.0], ids=["nothing-armed", "far-deadline"])
 async def test_watchdog_sleeps_until_the_earliest_deadline(
     monkeypatch: pytest.MonkeyPatch, armed: float | None
