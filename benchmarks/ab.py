@@ -1,13 +1,14 @@
 """Proxy CPU per exchange of another revision (A) against the working tree (B), interleaved.
 
 `uv run python -m benchmarks.ab REV [--rounds R] [--requests N] [--connections C]
-[--workload W] [--delay S]` checks REV out into a temporary git worktree, starts the fast upstream (answering after S seconds with --delay) and
-two proxies, `mcpr proxy run --events off` (no store) from REV's sources (put first on
-PYTHONPATH) and from the working tree, and sends both the same load from the built-in load
-generator, round by round in alternating order (A B, B A, …) so that whatever else the
-machine does weighs on both alike. It prints each side's CPU µs per exchange (/proc) and
-the median of the paired differences B - A: on a busy 2-core machine, a change of 10 µs
-(3 %) shows there, where throughput figures would drown it.
+[--workload W] [--delay S]` checks REV out into a temporary git worktree, starts the fast
+upstream (answering after S seconds with --delay) and two proxies, `mcpr proxy run
+--events off` (no store) from REV's sources (put first on PYTHONPATH) and from the working
+tree, and sends both the same load from the built-in load generator, round by round in
+alternating order (A B, B A, …) so that whatever else the machine does weighs on both
+alike. It prints each side's CPU µs per exchange (/proc) and the median of the paired
+differences B - A: on a busy 2-core machine, a change of 10 µs (3 %) shows there, where
+throughput figures would drown it.
 """
 
 from __future__ import annotations

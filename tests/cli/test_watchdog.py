@@ -22,7 +22,6 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from mcpr_cli.transport import watchdog as watchdog_module
 from mcpr_cli.transport.watchdog import TICK, Timer, Watchdog
 from tests.cli.stub_upstream import ReceivedRequest, Responder, stub_upstream
 from tests.cli.wire import JSON, connect, rpc, run_proxy
@@ -337,7 +336,7 @@ async def test_watchdog_sleeps_until_the_earliest_deadline(
         if armed is not None:
             watchdog.arm(armed, Probe())
         await anyio.sleep(0.02)  # the loop took the far timer into account, then slept
-        monkeypatch.setattr(watchdog_module.anyio, "current_time", counting_clock)
+        monkeypatch.setattr(anyio, "current_time", counting_clock)  # the watchdog's clock
         await anyio.sleep(0.2)
         assert wakes == 0  # twenty ticks' time, and the loop never looked at the clock
         monkeypatch.undo()
