@@ -595,3 +595,31 @@ def test_written_responses_parse_back(
     parsed = parse(split(wire, cuts), eof=writer.close)
     assert parsed.body == body
     assert parsed.parser.reusable is not writer.close
+
+
+def test_writer_takes_content_length_in_any_case() -> None:
+    """A `Content-Length` field written in mixed case still frames the body by its length."""
+    writer = ResponseWriter(method=b"GET", minor=1, keep_alive=True)
+    head = writer.head(200, b"OK", [(b"Content-Length", b"3")])
+    assert b"transfer-encoding" not in head
+    assert writer.data(b"abc") == b"abc"
+    assert writer.end() == b""
+    assert not writer.close
+
+
+@pytest.mark.parametrize("value", [b"-1", b"+5", b"x", b""])
+def test_writer_refuses_a_malformed_content_length(value: bytes) -> None:
+    """A Content-Length that is not plain digits is a local error, not a framing guess."""
+    writer = ResponseWriter(method=b"GET", minor=1, keep_alive=True)
+    with pytest.raises(LocalProtocolError, match="Content-Length"):
+        writer.head(200, b"OK", [(b"content-length", value)])
+
+
+def test_a_refused_head_leaves_the_writer_unwritten() -> None:
+    """A head refused for CR/LF in a value writes nothing, so a local answer can follow."""
+    writer = ResponseWriter(method=b"GET", minor=1, keep_alive=True)
+    with pytest.raises(LocalProtocolError):
+        writer.head(200, b"OK", [(b"x-bad", b"a\r\nset-cookie: b")])
+    assert not writer.head_sent
+    head = writer.head(502, b"Bad Gateway", [(b"content-length", b"0")])
+    assert head.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")

@@ -371,33 +371,45 @@ class ResponseWriter:
         *,
         close: bool = False,
     ) -> bytes:
-        """The head for the wire; `close=True` ends the connection after this response."""
+        """The head for the wire; `close=True` ends the connection after this response.
+
+        Raises `LocalProtocolError` (and writes nothing) for a second head, a malformed
+        Content-Length, or CR or LF in a name or value.
+        """
         if self.head_sent:
             raise LocalProtocolError("response head already written")
-        self.head_sent = True
-        self.close = self.close or close
+        close = self.close or close
+        length: int | None = None
         parts = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
         for name, value in headers:
-            if name == b"content-length":
-                self._length = int(value)
+            if len(name) == 14 and name.lower() == b"content-length":
+                if not value.isdigit():
+                    raise LocalProtocolError(f"bad Content-Length {value!r}")
+                length = int(value)
             parts += (name, b": ", value, b"\r\n")
         lines = len(headers) + 2
-        if self._no_body or status in (204, 304) or status < 200:
-            self._no_body = True
-            self._chunked = False
-            self._length = None  # a HEAD answer's length is the GET body's: none follows
-        elif self._length is not None:
-            self._chunked = False
-        elif self._chunked:
-            parts.append(b"transfer-encoding: chunked\r\n")
-            lines += 1
-        else:
-            self.close = True
-        if self.close:
+        no_body = self._no_body or status in (204, 304) or status < 200
+        chunked = False
+        if no_body:
+            length = None  # a HEAD answer's length is the GET body's: none follows
+        elif length is None:
+            if self._chunked:
+                parts.append(b"transfer-encoding: chunked\r\n")
+                lines += 1
+                chunked = True
+            else:
+                close = True
+        if close:
             parts.append(b"connection: close\r\n")
             lines += 1
         parts.append(b"\r\n")
-        return _checked(b"".join(parts), lines)
+        head = _checked(b"".join(parts), lines)
+        self.head_sent = True
+        self.close = close
+        self._no_body = no_body
+        self._chunked = chunked
+        self._length = length
+        return head
 
     def data(self, data: bytes) -> bytes:
         """Body bytes as they go on the wire (empty for a response without a body)."""
