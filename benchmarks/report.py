@@ -325,6 +325,7 @@ def print_extras(results: Record) -> None:
             f"growth: last 3/4 of the requests {growth['requests']:+.1f} MB, second half of the"
             f" sessions {growth['sessions']:+.1f} MB ({flat}); errors {soak['errors']}"
         )
+        print(f"store: {soak['stored']:,} rows for {soak['sent']:,} exchanges sent")
 
 
 def print_ratios(ratios: Sequence[Record]) -> None:

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import platform
+import sqlite3
 import sys
 import tempfile
 import time
@@ -193,25 +194,31 @@ def _soak(run: Run, upstream: Proc) -> dict[str, Any]:
     Flat means the last three quarters of the requests added at most max(2 MB, 5 %) to what
     the first quarter left, and the second half of the sessions as little to the first
     half's: the first of each lets the store's SQLite page cache and the allocator settle.
+    After the proxy stopped (a drain, which flushes the store), the rows of its store are
+    counted against the exchanges sent: a store that falls behind drops events at the bus.
     """
     proxy = procs.start_mcpr(run.folder, upstream.url, name="mcpr+store soak", store=True)
     try:
         sid = run.load.call(op="handshake", port=proxy.port)["session"]
         common = {"port": proxy.port, "session": sid, "workload": "tools/call", "connections": 16}
-        errors = run.load.call(op="count", requests=2000, **common)["errors"]
+        answer = run.load.call(op="count", requests=2000, **common)
+        errors, sent = answer["errors"], 2 + answer["requests"]  # initialize, initialized
         marks: list[dict[str, Any]] = [{"after": "warm-up", "rss_mb": proxy.rss_mb()}]
         total, quarter = 0, run.args.soak_requests // 4
         for _ in range(4):
-            errors += run.load.call(op="count", requests=quarter, **common)["errors"]
+            answer = run.load.call(op="count", requests=quarter, **common)
+            errors, sent = errors + answer["errors"], sent + answer["requests"]
             total += quarter
             marks.append({"after": f"{total:,} requests", "rss_mb": proxy.rss_mb()})
         half = run.args.soak_sessions // 2
         for n in (1, 2):
             answer = run.load.call(op="sessions", port=proxy.port, count=half, connections=16)
-            errors += answer["errors"]
+            errors, sent = errors + answer["errors"], sent + 3 * half  # initialize, call, DELETE
             marks.append({"after": f"+{n * half:,} sessions", "rss_mb": proxy.rss_mb()})
     finally:
         proxy.stop()
+    with contextlib.closing(sqlite3.connect(run.folder / f"store-{proxy.port}.db")) as db:
+        stored = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
     rss = [float(m["rss_mb"]) for m in marks]
     by_requests, by_sessions = rss[4] - rss[1], rss[6] - rss[5]
     allowed = max(2.0, 0.05 * rss[1])
@@ -222,6 +229,8 @@ def _soak(run: Run, upstream: Proc) -> dict[str, Any]:
         "growth_mb": {"requests": by_requests, "sessions": by_sessions},
         "flat": by_requests <= allowed and by_sessions <= allowed,
         "errors": errors,
+        "sent": sent,
+        "stored": stored,
     }
 
 
