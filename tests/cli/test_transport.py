@@ -222,6 +222,27 @@ async def test_keep_alive_reuses_both_connections() -> None:
     assert [e.mcp_method for e in events] == ["ping", "tools/list"]
 
 
+async def test_a_request_asking_for_upgrade_leaves_the_connection_open() -> None:
+    """Upgrade is never honoured (it is hop-by-hop): the next pipelined request is served."""
+    async with stub_upstream(_JSON_REPLY) as stub, run_proxy(stub.url) as proxy:
+        body = rpc("ping")
+        head = b"POST /mcp HTTP/1.1\r\nhost: %b\r\ncontent-type: application/json\r\n" % (
+            proxy.host_header
+        )
+        head += b"content-length: %d\r\n" % len(body)
+        upgrade = b"connection: upgrade\r\nupgrade: websocket\r\n"
+        stream = await anyio.connect_tcp("127.0.0.1", proxy.running.port)
+        async with stream:
+            await stream.send(head + upgrade + b"\r\n" + body + head + b"\r\n" + body)
+            answers = b""
+            with anyio.fail_after(5):
+                while answers.count(b"HTTP/1.1 200 ") < 2:
+                    answers += await stream.receive()
+        assert len(stub.requests) == 2
+        assert b"connection: close" not in answers.lower()
+        assert all(b"upgrade" not in dict(r.headers) for r in stub.requests)
+
+
 async def test_dead_pooled_connection_is_replaced() -> None:
     """An idle upstream connection the server closed is not reused; the request succeeds."""
     async with stub_upstream(_JSON_REPLY) as stub, run_proxy(stub.url) as proxy:

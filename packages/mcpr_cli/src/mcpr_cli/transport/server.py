@@ -373,10 +373,12 @@ class ConnectionHandler:
             # What came with the head is taken first: no deadline (cancel scope) needed.
             while (event := conn.next_event()) is not h11.NEED_DATA:
                 if body.add(event):
+                    client.request_read = True
                     return body.joined()
             with anyio.fail_after(self._config.request_timeout):
                 while not body.add(await receive_event(conn, client.stream)):
                     pass
+            client.request_read = True
             return body.joined()
         except _BodyTooLarge:
             return None
@@ -476,6 +478,7 @@ class ConnectionHandler:
                 data = event.data
                 await upstream.send(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
             elif isinstance(event, h11.EndOfMessage):
+                client.request_read = True
                 if chunked:
                     await upstream.send(b"0\r\n\r\n")
                 return
@@ -712,7 +715,7 @@ class ConnectionHandler:
             return
         headers = [*reject.headers, (b"content-length", b"%d" % len(reject.body))]
         # A request not read to its end leaves unread bytes: the connection cannot go on.
-        close = reject.status >= 400 and client.conn.their_state is not h11.DONE
+        close = reject.status >= 400 and not client.request_read
         head = writer.head(reject.status, reject.reason, headers, close=close or self._draining)
         try:
             await client.write(head, writer.data(reject.body), writer.end())
@@ -738,7 +741,7 @@ class _Client:
     fresh h11 connection holding whatever of the next request already arrived.
     """
 
-    __slots__ = ("_max_head", "conn", "host", "stream", "writer")
+    __slots__ = ("_max_head", "conn", "host", "request_read", "stream", "writer")
 
     def __init__(self, stream: anyio.abc.SocketStream, max_head: int) -> None:
         self.stream = stream
@@ -746,6 +749,10 @@ class _Client:
         self._max_head = max_head
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
         self.writer = ResponseWriter(method=b"GET", minor=1, keep_alive=False)
+        #: The current request's end was read. Not h11's `their_state is DONE`: h11 holds a
+        #: request asking for `Upgrade` in MIGHT_SWITCH_PROTOCOL, waiting to hear whether the
+        #: server switches, and mcpr never does (Upgrade is hop-by-hop, not forwarded).
+        self.request_read = False
 
     def begin(self, head: RequestHead, http_version: bytes) -> None:
         """A request head arrived: its response will be framed for it."""
@@ -754,12 +761,13 @@ class _Client:
             minor=1 if http_version == b"1.1" else 0,
             keep_alive=http_version == b"1.1" and not _asks_to_close(head.headers),
         )
+        self.request_read = False
 
     def can_continue(self) -> bool:
         """Whether a whole request was read and a whole response written, and both sides
         allow another on this connection."""
         writer = self.writer
-        return writer.done and not writer.close and self.conn.their_state is h11.DONE
+        return writer.done and not writer.close and self.request_read
 
     def next_cycle(self) -> None:
         """Start reading the next request, from what already arrived of it."""
