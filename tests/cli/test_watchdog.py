@@ -14,6 +14,7 @@ test_modern_streams.py.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Final
@@ -304,6 +305,28 @@ async def test_spawn_runs_a_task_beside_the_watchdog_until_run_is_cancelled() ->
             group.cancel_scope.cancel()
     assert ended.is_set()
     assert not pending.times
+
+
+async def test_rearming_one_bucket_does_not_grow_the_queue() -> None:
+    """A bucket emptied and filled again, behind a live earlier one, is queued only once."""
+    async with running() as watchdog:
+        watchdog.arm(30, Probe())  # an earlier live timer keeps stale entries from the top
+        for _ in range(5000):
+            watchdog.arm(60, Probe()).cancel()  # the idle timer of a keep-alive cycle
+        # A private look: the heap of bucket numbers is what would grow without bound.
+        assert len(watchdog._order) <= 10
+
+
+@pytest.mark.parametrize("delay", [math.inf, 1e308])
+async def test_a_deadline_too_far_to_reach_is_armed_and_never_fires(delay: float) -> None:
+    """An infinite or huge delay (a config may say so) arms a timer that never fires."""
+    async with running() as watchdog:
+        probe = Probe()
+        timer = watchdog.arm(delay, probe)
+        await settle(watchdog)
+        assert not timer.fired
+        timer.cancel()
+    assert probe.times == []
 
 
 async def test_cancelling_the_earliest_timer_leaves_the_later_one_on_time() -> None:

@@ -30,6 +30,8 @@ __all__ = ["TICK", "Timer", "Watchdog"]
 
 #: Seconds per bucket: how late a deadline may fire.
 TICK: Final = 0.01
+#: The longest delay armed, in seconds (a year).
+_LONGEST: Final = 365 * 24 * 3600.0
 
 _log = structlog.get_logger("mcpr.transport")
 
@@ -75,6 +77,7 @@ class Watchdog:
         self._tick = tick
         self._buckets: dict[int, set[Timer]] = {}
         self._order: list[int] = []  # bucket numbers, a heap; stale entries are skipped
+        self._queued: set[int] = set()  # the numbers in `_order`, each pushed only once
         # While the loop sleeps: its scope, whose deadline is the earliest live bucket's.
         self._sleep: anyio.CancelScope | None = None
         self._next: int | None = None  # that bucket (None: no timers, no deadline)
@@ -82,6 +85,9 @@ class Watchdog:
 
     def arm(self, delay: float, action: Action) -> Timer:
         """Run `action` (in the watchdog's task) once `delay` seconds have passed."""
+        # Capped at a year: a deadline that far is never reached, and an infinite or huge
+        # one (a config may say so) would overflow the bucket number.
+        delay = min(delay, _LONGEST)
         timer = Timer(self, math.ceil((anyio.current_time() + delay) / self._tick), action)
         self._insert(timer)
         return timer
@@ -96,7 +102,11 @@ class Watchdog:
         timers = self._buckets.get(bucket)
         if timers is None:
             timers = self._buckets[bucket] = set()
-            heapq.heappush(self._order, bucket)
+            if bucket not in self._queued:
+                # A bucket emptied and filled again (the idle bucket of each keep-alive
+                # cycle) keeps its one entry: the heap grows with buckets, not with timers.
+                self._queued.add(bucket)
+                heapq.heappush(self._order, bucket)
             if self._next is None or bucket < self._next:
                 self._retarget(bucket)  # due before the loop would wake: it must sleep less
         timers.add(timer)
@@ -116,7 +126,7 @@ class Watchdog:
         order = self._order
         buckets = self._buckets
         while order and order[0] not in buckets:
-            heapq.heappop(order)
+            self._queued.discard(heapq.heappop(order))
         return order[0] if order else None
 
     def _retarget(self, bucket: int | None) -> None:
