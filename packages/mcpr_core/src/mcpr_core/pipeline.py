@@ -41,25 +41,50 @@ Rules
   Events carry the id the client sees.
 * Exactly one `RequestEvent` per JSON-RPC request (one per member of a batch, one for
   any other exchange) comes out of `finish()`.
+
+Layout
+------
+`Exchange` and its state live here. The values it takes and returns (and `Settings`) are
+defined in `_pipeline_types`, the reading and rewriting of answers in `_pipeline_observe`,
+and the building of its events in `_pipeline_events`; import them from this module, which
+re-exports every public name.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final
 
 from mcpr_core import fleet, jsonrpc, mcp, oauth, routing
-from mcpr_core.config import CspConfig, ProxyConfig
-from mcpr_core.csp import CspRewriter
+from mcpr_core._pipeline_events import client_trace, request_events, track_session
+from mcpr_core._pipeline_observe import (
+    Call,
+    Mode,
+    content_type,
+    map_challenges,
+    observe_parsed,
+    response_mode,
+    rewrite_result,
+)
+from mcpr_core._pipeline_types import (
+    Captured,
+    Failure,
+    Forward,
+    HeaderList,
+    Headers,
+    Outcome,
+    ReadBody,
+    Reject,
+    RequestHead,
+    ResponseHead,
+    ResultRewriter,
+    Settings,
+)
 from mcpr_core.errors import LocalProtocolError
-from mcpr_core.events import ERROR_MSG_MAX, Era, ProxyEvent, RequestEvent
-from mcpr_core.schema import CAPTURED_METHODS, LIST_CHANGED
-from mcpr_core.sessions import SessionInfo, SessionTracker
+from mcpr_core.events import ERROR_MSG_MAX, Era, ProxyEvent
+from mcpr_core.sessions import SessionInfo
 from mcpr_core.sse import SSEDecoder, SSEEvent, reencode
-from mcpr_core.tracecontext import TraceIds, TraceParent, child_of, client_context
+from mcpr_core.tracecontext import TraceIds, TraceParent, child_of
 
 __all__ = [
     "Captured",
@@ -67,6 +92,8 @@ __all__ = [
     "ExchangeState",
     "Failure",
     "Forward",
+    "HeaderList",
+    "Headers",
     "Outcome",
     "ReadBody",
     "Reject",
@@ -76,11 +103,6 @@ __all__ = [
     "Settings",
 ]
 
-Headers = Sequence[tuple[bytes, bytes]]
-HeaderList = list[tuple[bytes, bytes]]
-
-_JSON_TYPES: Final = (b"application/json",)
-_SSE_TYPE: Final = b"text/event-stream"
 _JSON_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = ((b"content-type", b"application/json"),)
 _TEXT_HEADERS: Final[tuple[tuple[bytes, bytes], ...]] = (
     (b"content-type", b"text/plain; charset=utf-8"),
@@ -99,28 +121,6 @@ class ExchangeState(enum.Enum):
     ERROR = "error"
 
 
-class Outcome(enum.Enum):
-    """How the driver saw the exchange end; recorded as the event's `note`."""
-
-    COMPLETED = "ok"
-    REJECTED = "rejected"
-    UPSTREAM_UNREACHABLE = "upstream_unreachable"
-    UPSTREAM_TIMEOUT = "timeout"
-    UPSTREAM_ERROR = "upstream_error"
-    TRUNCATED = "truncated"
-    CLIENT_CLOSED = "client_closed"
-    CANCELLED = "cancelled"
-
-
-class Failure(enum.Enum):
-    """Why the proxy could not get a usable response head from the upstream."""
-
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    RESPONSE_TOO_LARGE = "response_too_large"
-    BAD_RESPONSE = "bad_response"
-
-
 #: The answer to each failure: status, reason phrase, and the message the client reads.
 _FAILURES: Final[dict[Failure, tuple[int, bytes, str]]] = {
     Failure.UNREACHABLE: (502, b"Bad Gateway", "upstream unreachable"),
@@ -128,17 +128,6 @@ _FAILURES: Final[dict[Failure, tuple[int, bytes, str]]] = {
     Failure.RESPONSE_TOO_LARGE: (502, b"Bad Gateway", "upstream response too large"),
     Failure.BAD_RESPONSE: (502, b"Bad Gateway", "invalid upstream response"),
 }
-
-
-#: Outcomes that are the upstream's or the proxy's failure (a client hanging up is not).
-_FAILED: Final = frozenset(
-    {
-        Outcome.UPSTREAM_UNREACHABLE,
-        Outcome.UPSTREAM_TIMEOUT,
-        Outcome.UPSTREAM_ERROR,
-        Outcome.TRUNCATED,
-    }
-)
 
 
 _REASONS: Final = {
@@ -149,189 +138,9 @@ _REASONS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RequestHead:
-    """The head of a request as the client sent it (header names lower-case)."""
-
-    method: bytes
-    target: bytes
-    headers: Headers
-    client_host: str | None = None
-    scheme: str = "http"
-
-
-@dataclass(frozen=True, slots=True)
-class ReadBody:
-    """Read the whole request body (at most `limit` bytes), then call `receive_request_body`."""
-
-    limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class Forward:
-    """Send this request upstream.
-
-    `body` is the complete body to send (the client's own bytes); None means the body is
-    streamed from the client as it arrives (non-JSON uploads, GET, DELETE).
-    """
-
-    method: bytes
-    target: bytes
-    headers: HeaderList
-    body: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Answer the client locally with this response; nothing goes upstream."""
-
-    status: int
-    reason: bytes
-    headers: tuple[tuple[bytes, bytes], ...]
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
-    """A response head, upstream's as received or the one to send to the client."""
-
-    status: int
-    headers: Headers
-    reason: bytes = b""
-
-
-class ResultRewriter(Protocol):
-    """The hook for rewriting results on their way to the client (widget CSP, OAuth).
-
-    `wants` is asked once per exchange, with the request's MCP method, before the
-    response arrives; only then are JSON responses buffered. `rewrite` receives a parsed
-    result object and returns a replacement, or None to leave the bytes untouched.
-    """
-
-    def wants(self, method: str, client_name: str | None) -> bool:
-        """Whether results of `method` (for this client) may need rewriting."""
-        ...
-
-    def rewrite(
-        self, method: str, result: dict[str, Any], client_name: str | None
-    ) -> dict[str, Any] | None:
-        """Return the rewritten result, or None when nothing changed."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What every exchange of one proxy shares, computed once from its `ProxyConfig`."""
-
-    proxy: str
-    upstream: routing.UpstreamURL
-    bind: str
-    allowed_hosts: tuple[str, ...]
-    allowed_origins: tuple[str, ...]
-    strict_headers: bool
-    max_request_body_size: int
-    max_response_body_size: int
-    #: The driver's source of ids for mcpr's own span (`[otel] propagate`): when set, the
-    #: upstream gets a `traceparent` naming that span. The core draws no random numbers.
-    trace_ids: Callable[[], TraceIds] | None = None
-    mcp_paths: frozenset[bytes] = frozenset({b"/"})
-    public_origin: str | None = None
-    rewriter: ResultRewriter | None = None
-    sessions: SessionTracker | None = None
-    #: `[fleet] replica` as ASCII bytes: session ids are prefixed with it (`mcpr_core.fleet`).
-    replica: bytes | None = None
-
-    @classmethod
-    def from_config(
-        cls,
-        config: ProxyConfig,
-        rewriter: ResultRewriter | None = None,
-        sessions: SessionTracker | None = None,
-        trace_ids: Callable[[], TraceIds] | None = None,
-    ) -> Settings:
-        """Derive the per-proxy settings from a validated configuration.
-
-        Without an explicit `rewriter`, the widget CSP rewriter is used as soon as the
-        configuration says anything about the public side (`[csp]` or `public_url`);
-        a proxy configured with neither leaves every result as the upstream sent it.
-        """
-        upstream = routing.parse_upstream_url(config.mcp)
-        paths = {b"/", upstream.path.encode("ascii")}
-        public_origin: str | None = None
-        if config.public_url:
-            public = routing.parse_upstream_url(config.public_url)
-            paths.add(public.path.encode("ascii"))
-            public_origin = public.origin
-        elif config.csp.domain:
-            public_origin = "https://" + config.csp.domain
-        if rewriter is None and (config.public_url or config.csp != CspConfig()):
-            rewriter = CspRewriter(config.csp, upstream=upstream, public_url=config.public_url)
-        return cls(
-            proxy=config.name,
-            upstream=upstream,
-            bind=config.bind,
-            allowed_hosts=tuple(config.allowed_hosts),
-            allowed_origins=tuple(config.allowed_origins),
-            strict_headers=config.strict_headers,
-            max_request_body_size=config.max_request_body_size,
-            max_response_body_size=config.max_response_body_size,
-            trace_ids=trace_ids,
-            mcp_paths=frozenset(paths),
-            public_origin=public_origin,
-            rewriter=rewriter,
-            sessions=sessions,
-            replica=config.fleet.replica.encode("ascii") if config.fleet.replica else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Captured:
-    """A listing result handed to schema capture, with the request params (its cursor)."""
-
-    method: str
-    params: Any
-    result: dict[str, Any]
-
-
-class _Mode(enum.Enum):
-    """How the response body is handled."""
-
-    PASS = "pass"  # stream chunks through, observe nothing
-    JSON_OBSERVE = "json_observe"  # stream chunks through, keep references to read the outcome
-    JSON_BUFFER = "json_buffer"  # hold the body, rewrite, send with a new Content-Length
-    SSE_OBSERVE = "sse_observe"  # stream chunks through, decode a copy event by event
-    SSE_REWRITE = "sse_rewrite"  # send complete events, re-encoding the rewritten ones
-
-
-@dataclass(slots=True)
-class _Call:
-    """What we know about one JSON-RPC message of the request, and later its answer."""
-
-    message: jsonrpc.Message | None
-    detail: mcp.RequestDetail | None
-    error_code: int | None = None
-    error_msg: str | None = None
-    answered: bool = False
-    result_type: str | None = None
-    input_requests: tuple[str, ...] = ()
-    protocol_version: str | None = None
-
-
-def _content_type(headers: Headers) -> bytes:
-    value = routing.header_value(headers, b"content-type")
-    if value is None:
-        return b""
-    return value.split(b";", 1)[0].strip().lower()
-
-
 def _with_session_id(headers: Headers, session_id: bytes) -> HeaderList:
     """`headers` with every `Mcp-Session-Id` field set to `session_id`."""
     return [(k, session_id) if k == b"mcp-session-id" else (k, v) for k, v in headers]
-
-
-def _id_key(value: jsonrpc.JsonRpcId) -> tuple[str, str | int | None]:
-    """A dict key for a JSON-RPC id that keeps 1 and "1" apart."""
-    return (type(value).__name__, value)
 
 
 class Exchange:
@@ -384,7 +193,7 @@ class Exchange:
         self._head: RequestHead | None = None
         self._kind: routing.RequestKind | None = None
         self._parsed: jsonrpc.Parsed | None = None
-        self._calls: list[_Call] = []
+        self._calls: list[Call] = []
         self._era: Era | None = None
         self._header_mismatch = False
         self._session_id: str | None = None
@@ -392,7 +201,7 @@ class Exchange:
         self._response_size = 0
         self._status = 0
         self._upstream_at: float | None = None
-        self._mode = _Mode.PASS
+        self._mode = Mode.PASS
         self._decoder: SSEDecoder | None = None
         self._observed: list[bytes] = []
         self._observed_size = 0
@@ -530,7 +339,7 @@ class Exchange:
     @staticmethod
     def _wants_body(headers: Headers) -> bool:
         """A POST is read whole only when it may be JSON-RPC (JSON or no content type)."""
-        ctype = _content_type(headers)
+        ctype = content_type(headers)
         return ctype == b"" or ctype.endswith(b"json")
 
     def client_error(self, status: int, message: str) -> Reject:
@@ -561,18 +370,18 @@ class Exchange:
             return self._too_deep()
         if isinstance(parsed, jsonrpc.Invalid):
             self._kind = routing.RequestKind.PASSTHROUGH
-            self._calls.append(_Call(message=None, detail=None))
+            self._calls.append(Call(message=None, detail=None))
         else:
             self._kind = routing.RequestKind.MCP_MESSAGE
             self._parsed = parsed
             members = parsed.items if isinstance(parsed, jsonrpc.Batch) else (parsed,)
             for item in members:
                 if isinstance(item, jsonrpc.Message) and item.method is not None:
-                    self._calls.append(_Call(item, mcp.describe_request(item)))
+                    self._calls.append(Call(item, mcp.describe_request(item)))
                 elif isinstance(item, jsonrpc.Message):
-                    self._calls.append(_Call(item, None))
+                    self._calls.append(Call(item, None))
             if not self._calls:
-                self._calls.append(_Call(message=None, detail=None))
+                self._calls.append(Call(message=None, detail=None))
             reject = self._check_era()
             if reject is not None:
                 return reject
@@ -587,7 +396,7 @@ class Exchange:
         """
         message = "Parse error: JSON nested too deeply"
         self._kind = routing.RequestKind.PASSTHROUGH
-        self._calls.append(_Call(None, None, error_code=jsonrpc.PARSE_ERROR, error_msg=message))
+        self._calls.append(Call(None, None, error_code=jsonrpc.PARSE_ERROR, error_msg=message))
         body = jsonrpc.error_body(None, jsonrpc.PARSE_ERROR, message)
         return self._reject_raw(400, b"Bad Request", _JSON_HEADERS, body)
 
@@ -667,21 +476,10 @@ class Exchange:
             headers = self._propagate(headers, s.trace_ids())
         return Forward(method=head.method, target=target, headers=headers, body=body)
 
-    def _client_trace(self, call: _Call) -> tuple[TraceParent | None, str | None]:
-        """The client's trace context for one call: its `params._meta`, else the headers."""
-        detail = call.detail
-        headers = self._head.headers if self._head is not None else ()
-        return client_context(
-            detail.traceparent if detail is not None else None,
-            detail.tracestate if detail is not None else None,
-            routing.header_value(headers, b"traceparent"),
-            routing.header_value(headers, b"tracestate"),
-        )
-
     def _propagate(self, headers: HeaderList, ids: TraceIds) -> HeaderList:
         """Point the upstream's `traceparent` at mcpr's span, a child of the client's."""
-        call = self._calls[0] if self._calls else _Call(message=None, detail=None)
-        parent, state = self._client_trace(call)
+        call = self._calls[0] if self._calls else Call(message=None, detail=None)
+        parent, state = client_trace(call, self._head)
         self._span = child_of(parent, ids)
         out = [(k, v) for k, v in headers if k.lower() not in (b"traceparent", b"tracestate")]
         out.append((b"traceparent", self._span.header().encode("ascii")))
@@ -755,50 +553,39 @@ class Exchange:
         # Session bookkeeping happens when the answer starts, not when it ends: a GET
         # stream opened before a DELETE must not revive its session when it closes.
         now_ms = self._ts_ms + int((now - self._started) * 1000)
-        self._session_events, self._session_info = self._track_session(now_ms)
-        ctype = _content_type(head.headers)
-        encoded = routing.header_value(head.headers, b"content-encoding")
-        readable = encoded is None or encoded.strip().lower() == b"identity"
+        self._session_events, self._session_info = track_session(
+            self._settings.sessions,
+            self._session_id,
+            self._head,
+            self._calls,
+            status=self._status,
+            request_session=self._request_session,
+            now_ms=now_ms,
+        )
         public = self._settings.public_origin
         if public is not None:
-            headers_in = self._map_challenges(headers_in, public)
-        mode = _Mode.PASS
-        if self._kind is routing.RequestKind.PASSTHROUGH:
-            assert self._head is not None
-            if (
-                readable
-                and public is not None
-                and ctype in _JSON_TYPES
-                and oauth.is_discovery_path(self._head.target)
-            ):
-                self._oauth = True
-                mode = _Mode.JSON_BUFFER
-        elif readable:
-            if ctype == _SSE_TYPE:
-                mode = _Mode.SSE_REWRITE if self._rewrite_method else _Mode.SSE_OBSERVE
-                self._decoder = SSEDecoder()
-            elif ctype in _JSON_TYPES and self._calls:
-                mode = _Mode.JSON_BUFFER if self._rewrite_method else _Mode.JSON_OBSERVE
+            headers_in = map_challenges(headers_in, self._settings.upstream.origin, public)
+        assert self._head is not None
+        mode = response_mode(
+            head.headers,
+            self._kind,
+            target=self._head.target,
+            public=public is not None,
+            rewriting=bool(self._rewrite_method),
+            observing=bool(self._calls),
+        )
+        if mode is Mode.JSON_BUFFER and self._kind is routing.RequestKind.PASSTHROUGH:
+            self._oauth = True
+        elif mode is Mode.SSE_OBSERVE or mode is Mode.SSE_REWRITE:
+            self._decoder = SSEDecoder()
         self._mode = mode
-        keep_length = mode is not _Mode.SSE_REWRITE
+        keep_length = mode is not Mode.SSE_REWRITE
         headers = routing.forward_response_headers(headers_in, keep_content_length=keep_length)
         client_head = ResponseHead(status=head.status, headers=headers, reason=head.reason)
-        if mode is _Mode.JSON_BUFFER:
+        if mode is Mode.JSON_BUFFER:
             self._client_head = client_head
             return None
         return client_head
-
-    def _map_challenges(self, headers: Headers, public: str) -> Headers:
-        """Point `resource_metadata` in WWW-Authenticate challenges at the public origin."""
-        if routing.header_value(headers, b"www-authenticate") is None:
-            return headers
-        upstream = self._settings.upstream.origin
-        return [
-            (k, oauth.rewrite_www_authenticate(v, upstream_origin=upstream, public_origin=public))
-            if k == b"www-authenticate"
-            else (k, v)
-            for k, v in headers
-        ]
 
     def receive_response_data(self, data: bytes) -> bytes:
         """Take a chunk of the upstream body; return the bytes to send to the client now.
@@ -812,23 +599,23 @@ class Exchange:
         mode = self._mode
         if not data:
             return b""  # to the SSE decoder, b"" would mean the end of the stream
-        if mode is _Mode.PASS:
+        if mode is Mode.PASS:
             self._response_size += len(data)
             return data
-        if mode is _Mode.JSON_OBSERVE:
+        if mode is Mode.JSON_OBSERVE:
             if self._observed_size <= self._settings.max_response_body_size:
                 self._observed.append(data)
                 self._observed_size += len(data)
             self._response_size += len(data)
             return data
-        if mode is _Mode.JSON_BUFFER:
+        if mode is Mode.JSON_BUFFER:
             self._buffer.append(data)
             self._buffered += len(data)
             return b""
         decoder = self._decoder
         assert decoder is not None
         decoder.receive_data(data)
-        if mode is _Mode.SSE_OBSERVE:
+        if mode is Mode.SSE_OBSERVE:
             self._drain_sse(decoder, rewrite=False)
             self._response_size += len(data)
             if decoder.statistics().buffered > self._settings.max_response_body_size:
@@ -850,7 +637,7 @@ class Exchange:
         decoder = self._decoder
         assert decoder is not None
         self._decoder = None
-        self._mode = _Mode.PASS
+        self._mode = Mode.PASS
         return decoder.trailing
 
     @property
@@ -863,18 +650,23 @@ class Exchange:
         self._expect(ExchangeState.RESPONSE)
         self._state = ExchangeState.DONE
         mode = self._mode
-        if mode is _Mode.JSON_OBSERVE:
-            self._observe_json(b"".join(self._observed))
+        if mode is Mode.JSON_OBSERVE:
+            body = b"".join(self._observed)
+            if body:
+                parsed = jsonrpc.parse(body)
+                self._captured = observe_parsed(
+                    parsed, self._calls, self._list_changed, self._captured
+                )
             self._observed = []
             return None, b""
-        if mode is _Mode.JSON_BUFFER:
+        if mode is Mode.JSON_BUFFER:
             return self._finish_buffered()
-        if mode in (_Mode.SSE_OBSERVE, _Mode.SSE_REWRITE):
+        if mode in (Mode.SSE_OBSERVE, Mode.SSE_REWRITE):
             decoder = self._decoder
             assert decoder is not None
             decoder.receive_data(b"")
-            out = self._drain_sse(decoder, rewrite=mode is _Mode.SSE_REWRITE)
-            if mode is _Mode.SSE_REWRITE:
+            out = self._drain_sse(decoder, rewrite=mode is Mode.SSE_REWRITE)
+            if mode is Mode.SSE_REWRITE:
                 out += decoder.trailing
                 self._response_size += len(out)
                 return None, out
@@ -885,19 +677,24 @@ class Exchange:
         self._buffer = []
         head = self._client_head
         assert head is not None
+        s = self._settings
+        rewritten: bytes | None = None
         if self._oauth:
-            assert self._settings.public_origin is not None
+            assert s.public_origin is not None
             rewritten = oauth.rewrite_discovery(
-                body,
-                upstream_origin=self._settings.upstream.origin,
-                public_origin=self._settings.public_origin,
+                body, upstream_origin=s.upstream.origin, public_origin=s.public_origin
             )
         else:
             # One parse serves both: the outcome is read from the upstream's own answer
             # (a rewrite never touches errors), then the result is rewritten.
             parsed = jsonrpc.parse(body)
-            self._observe_parsed(parsed)
-            rewritten = self._rewrite_json(parsed)
+            calls = self._calls
+            self._captured = observe_parsed(parsed, calls, self._list_changed, self._captured)
+            if isinstance(parsed, jsonrpc.Message):
+                text = rewrite_result(
+                    parsed, calls, s.rewriter, self._rewrite_method, self._rewrite_client
+                )
+                rewritten = text.encode() if text is not None else None
         if rewritten is not None:
             body = rewritten
             self._rewritten = "rewritten"
@@ -906,46 +703,7 @@ class Exchange:
         self._response_size += len(body)
         return ResponseHead(status=head.status, headers=headers, reason=head.reason), body
 
-    def _rewrite_json(self, parsed: jsonrpc.Parsed) -> bytes | None:
-        """Apply the rewriter to a buffered JSON response; None when nothing changed."""
-        if not isinstance(parsed, jsonrpc.Message):
-            return None
-        new = self._rewrite_message(parsed)
-        if new is None:
-            return None
-        return json.dumps(new, ensure_ascii=False, separators=(",", ":")).encode()
-
-    def _rewrite_message(self, message: jsonrpc.Message) -> dict[str, Any] | None:
-        rewriter = self._settings.rewriter
-        method = self._rewrite_method
-        if rewriter is None or method is None or message.kind is not jsonrpc.MessageKind.RESULT:
-            return None
-        if not isinstance(message.result, dict) or not self._is_ours(message.id):
-            return None
-        result = rewriter.rewrite(method, message.result, self._rewrite_client)
-        if result is None:
-            return None
-        return {**message.obj, "result": result}
-
-    def _is_ours(self, rid: jsonrpc.JsonRpcId) -> bool:
-        return any(
-            c.message is not None and c.message.has_id and _id_key(c.message.id) == _id_key(rid)
-            for c in self._calls
-        )
-
     # -- observation ------------------------------------------------------------------------
-
-    def _observe_json(self, body: bytes) -> None:
-        if body:
-            self._observe_parsed(jsonrpc.parse(body))
-
-    def _observe_parsed(self, parsed: jsonrpc.Parsed) -> None:
-        if isinstance(parsed, jsonrpc.Message):
-            self._observe_message(parsed)
-        elif isinstance(parsed, jsonrpc.Batch):
-            for item in parsed.items:
-                if isinstance(item, jsonrpc.Message):
-                    self._observe_message(item)
 
     def _drain_sse(self, decoder: SSEDecoder, *, rewrite: bool) -> bytes:
         """Observe every complete event; when rewriting, return their (new) bytes."""
@@ -965,83 +723,18 @@ class Exchange:
         if event.event not in (None, "message"):
             return None
         parsed = jsonrpc.parse(event.data)
-        if isinstance(parsed, jsonrpc.Batch):
-            for item in parsed.items:
-                if isinstance(item, jsonrpc.Message):
-                    self._observe_message(item)
+        calls = self._calls
+        self._captured = observe_parsed(parsed, calls, self._list_changed, self._captured)
+        if not rewrite or not isinstance(parsed, jsonrpc.Message):
             return None
-        if not isinstance(parsed, jsonrpc.Message):
+        rewriter = self._settings.rewriter
+        data = rewrite_result(parsed, calls, rewriter, self._rewrite_method, self._rewrite_client)
+        if data is None:
             return None
-        self._observe_message(parsed)
-        if not rewrite:
-            return None
-        new = self._rewrite_message(parsed)
-        if new is None:
-            return None
-        data = json.dumps(new, ensure_ascii=False, separators=(",", ":"))
         self._rewritten = "rewritten+sse"
         return reencode(event, data=data)
 
-    def _observe_message(self, message: jsonrpc.Message) -> None:
-        """Match a response to the request it answers and note its outcome."""
-        if not message.is_response:
-            if message.method in LIST_CHANGED:
-                self._list_changed.append(message.method)
-            return
-        key = _id_key(message.id)
-        for call in self._calls:
-            req = call.message
-            if req is None or not req.has_id or _id_key(req.id) != key or call.answered:
-                continue
-            detail = mcp.describe_response(message)
-            call.answered = True
-            call.error_code = detail.error_code
-            call.error_msg = detail.error_msg
-            call.result_type = detail.result_type
-            call.protocol_version = detail.protocol_version
-            method = req.method
-            if method in CAPTURED_METHODS and isinstance(message.result, dict):
-                self._captured = Captured(method, req.params, message.result)
-            if detail.is_error and call.error_msg is None:
-                call.error_msg = "tool error"
-            if detail.result_type == "input_required":
-                call.input_requests = mcp.input_requests(message.result)
-            return
-
     # -- the event ----------------------------------------------------------------------------
-
-    def _track_session(self, now_ms: int) -> tuple[list[ProxyEvent], SessionInfo | None]:
-        """Feed the legacy session table; return its events and what it knows of the client."""
-        tracker = self._settings.sessions
-        sid = self._session_id
-        if tracker is None or sid is None or self._head is None:
-            return [], None
-        first = self._calls[0] if self._calls else None
-        method = first.message.method if first is not None and first.message else None
-        status = self._status
-        events: list[ProxyEvent] = []
-        if method == "initialize" and not self._request_session:
-            if 200 <= status < 300 and first is not None:
-                detail = first.detail
-                events += tracker.on_initialize(
-                    sid,
-                    client_name=detail.client_name if detail else None,
-                    client_version=detail.client_version if detail else None,
-                    # the answer's body is not in yet: the version the client asked for
-                    protocol_version=detail.protocol_version if detail else None,
-                    now_ms=now_ms,
-                )
-            return events, tracker.get(sid)
-        if self._head.method == b"DELETE":
-            info = tracker.get(sid)  # the client whose session this ends
-            events += tracker.on_delete(sid, now_ms, status=status)
-            return events, info
-        info = tracker.touch(sid, now_ms)
-        if status:
-            events += tracker.on_response(sid, status=status, now_ms=now_ms)
-        if method == "notifications/initialized":
-            tracker.on_initialized(sid)
-        return events, info if info is not None else tracker.get(sid)
 
     def finish(self, *, now: float, outcome: Outcome) -> tuple[ProxyEvent, ...]:
         """End the exchange and return its events.
@@ -1053,86 +746,25 @@ class Exchange:
             self._state = ExchangeState.ERROR
             raise LocalProtocolError("exchange already finished")
         self._state = ExchangeState.FINISHED
-        head = self._head
-        method = head.method.decode("ascii", "replace") if head is not None else "-"
-        path = head.target.decode("utf-8", "replace").split("?", 1)[0] if head else "-"
-        latency_us = max(0, int((now - self._started) * 1_000_000))
-        upstream_us = (
-            max(0, int((self._upstream_at - self._started) * 1_000_000))
-            if self._upstream_at is not None
-            else None
+        return request_events(
+            self._session_events,
+            self._calls,
+            outcome,
+            self._id,
+            self._ts_ms,
+            self._settings.proxy,
+            self._head,
+            self._started,
+            now,
+            self._upstream_at,
+            self._status,
+            self._request_size,
+            self._response_size,
+            self._session_id,
+            self._session_info,
+            self._era,
+            self._header_mismatch,
+            self._failure_status,
+            self._rewritten,
+            self._span,
         )
-        session = self._session_info
-        calls = self._calls or [_Call(message=None, detail=None)]
-        note = outcome.value
-        if self._rewritten and outcome is Outcome.COMPLETED:
-            note = self._rewritten
-        elif outcome is Outcome.CLIENT_CLOSED and self._era == "modern":
-            # "closing the SSE response stream is the cancellation" (PROTOCOL.md §1.5)
-            note = Outcome.CANCELLED.value
-        events: list[ProxyEvent] = self._session_events
-        for index, call in enumerate(calls):
-            detail = call.detail
-            message = call.message
-            error_code = call.error_code
-            error_msg = call.error_msg
-            if error_code is None and self._failure_status is not None:
-                error_code = self._failure_status
-            if error_code is None and error_msg is None and outcome in _FAILED:
-                error_msg = note
-            rid = message.id if message is not None and message.has_id else None
-            client_name = detail.client_name if detail else None
-            client_version = detail.client_version if detail else None
-            protocol_version = call.protocol_version or (
-                detail.protocol_version if detail else None
-            )
-            if session is not None and client_name is None:
-                client_name = session.client_name
-                client_version = session.client_version
-                protocol_version = protocol_version or session.protocol_version
-            call_note = note
-            correlation = None
-            if message is not None and message.method is not None:
-                if call.result_type == "input_required" or mcp.is_retry(message.params):
-                    correlation = mcp.correlation_key(message.method, message.params)
-                if call.result_type == "input_required" and outcome is Outcome.COMPLETED:
-                    call_note = "input_required"
-            parent, state = self._client_trace(call)
-            span = self._span if index == 0 else None
-            events.append(
-                RequestEvent(
-                    id=self._id if index == 0 else f"{self._id}.{index}",
-                    ts=self._ts_ms,
-                    proxy=self._settings.proxy,
-                    method=method,
-                    path=path,
-                    status=self._status,
-                    latency_us=latency_us,
-                    request_size=self._request_size,
-                    note=call_note,
-                    session_id=self._session_id,
-                    mcp_method=message.method if message is not None else None,
-                    tool=detail.tool if detail else None,
-                    resource_uri=detail.resource_uri if detail else None,
-                    prompt_name=detail.prompt_name if detail else None,
-                    upstream_us=upstream_us,
-                    response_size=self._response_size,
-                    error_code=error_code,
-                    error_msg=error_msg,
-                    client_name=client_name,
-                    client_version=client_version,
-                    client_platform=mcp.client_platform(client_name).value if client_name else None,
-                    protocol_version=protocol_version,
-                    era=self._era,
-                    header_mismatch=self._header_mismatch,
-                    jsonrpc_id=rid,
-                    result_type=call.result_type,
-                    input_requests=call.input_requests,
-                    correlation_key=correlation,
-                    traceparent=parent.header() if parent is not None else None,
-                    tracestate=state,
-                    trace_id=span.trace_id if span is not None else None,
-                    span_id=span.parent_id if span is not None else None,
-                )
-            )
-        return tuple(events)
