@@ -9,8 +9,8 @@ While a streamed response (no Content-Length: SSE, chunked) is being pumped, a s
 task watches the client socket; EOF there cancels the pump and closes the upstream
 connection, which for a 2026-07-28 request is the cancellation itself (PROTOCOL.md §1.5).
 A client hanging up while mcpr still waits for the upstream's head, or for more of a sized
-body, is noticed too, after a short grace (`_HEAD_GRACE`) that spares fast answers the
-watcher.
+body, is noticed too, after a short grace that spares fast answers the watcher
+(`transport.wait`). The connection itself, its reads and writes, is a `transport.client.Client`.
 With `sse_keepalive` set, an event stream idle that long gets an SSE comment (`KEEPALIVE`),
 only between whole events, so load balancers with idle timeouts keep it open.
 Every exchange, whatever happens to it, emits its events exactly once from a `finally`.
@@ -19,29 +19,36 @@ Every exchange, whatever happens to it, emits its events exactly once from a `fi
 from __future__ import annotations
 
 import functools
-import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
 import h11
 import structlog
-from anyio.abc import SocketAttribute
 
 from mcpr_cli.capture import CaptureWorker
 from mcpr_cli.ids import new_event_id
-from mcpr_cli.transport.h11io import READ_SIZE, receive_event
+from mcpr_cli.transport.client import (
+    CLIENT_GONE,
+    Body,
+    BodyTooLarge,
+    Client,
+    ClientGone,
+    HeadError,
+    receive_or_eof,
+    watch_for_eof,
+)
+from mcpr_cli.transport.h11io import receive_event
 from mcpr_cli.transport.upstream import (
     ConnectFailed,
     UpstreamConnection,
     UpstreamPool,
 )
+from mcpr_cli.transport.wait import UPSTREAM_FAILED, receive_head, unless_client_leaves
 from mcpr_cli.transport.watchdog import Timer, Watchdog
 from mcpr_core.config import ProxyConfig
-from mcpr_core.errors import RemoteProtocolError
 from mcpr_core.events import ProxyEvent
 from mcpr_core.http1 import (
     ParsedResponse,
@@ -67,67 +74,15 @@ __all__ = ["KEEPALIVE", "ConnectionHandler", "HandlerStatistics"]
 
 _log = structlog.get_logger("mcpr.transport")
 
-_EOF = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
-_CLIENT_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-#: What a failing upstream raises while its response is read.
-_UPSTREAM_FAILED = (RemoteProtocolError, *_CLIENT_GONE)
 #: Seconds to write the last chunk of a stream ended by the drain deadline.
 _END_STREAM_TIMEOUT = 0.25
-#: Seconds to wait for an upstream's response head before watching the client as well.
-_HEAD_GRACE = 0.02
 #: The comment written on an idle event stream; clients ignore comment lines (WHATWG HTML
 #: §9.2.6: "If the line starts with a U+003A COLON character (:) — Ignore the line").
 KEEPALIVE = b": keepalive\n\n"
 
-_T = TypeVar("_T")
-
 
 class _UpstreamBroken(Exception):
     """The upstream connection failed after the response head was sent to the client."""
-
-
-class _ClientGone(Exception):
-    """The client went away while we were sending to it."""
-
-
-class _BodyTooLarge(Exception):
-    """A streamed request body grew past `max_request_body_size`."""
-
-
-@dataclass(frozen=True, slots=True)
-class _HeadError:
-    """A request head that could not be read: answer `status`, record it, close."""
-
-    status: int
-    message: str
-
-
-@dataclass(slots=True)
-class _Body:
-    """A request body read whole, in parts."""
-
-    limit: int
-    parts: list[bytes] = field(default_factory=list)
-    size: int = 0
-
-    def add(self, event: h11.Event | type) -> bool:
-        """Take the next h11 event of the body; True at its end.
-
-        Raises `_BodyTooLarge` past `limit`, `h11.RemoteProtocolError` when it is cut off.
-        """
-        if isinstance(event, h11.Data):
-            self.size += len(event.data)
-            if self.size > self.limit:
-                raise _BodyTooLarge
-            self.parts.append(event.data)
-            return False
-        if isinstance(event, h11.EndOfMessage):
-            return True
-        raise h11.RemoteProtocolError("connection closed inside a request body")
-
-    def joined(self) -> bytes:
-        parts = self.parts
-        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +171,7 @@ class ConnectionHandler:
         """Serve one client connection until it closes; never raises (but cancellation)."""
         self._connections += 1
         try:
-            client = _Client(stream, self._config.max_header_size)
+            client = Client(stream, self._config.max_header_size)
             while await self._cycle(client):
                 client.next_cycle()
         except Exception:
@@ -228,7 +183,7 @@ class ConnectionHandler:
 
     # -- one request/response cycle ---------------------------------------------------
 
-    async def _cycle(self, client: _Client) -> bool:
+    async def _cycle(self, client: Client) -> bool:
         """Serve one exchange; return True to keep the connection for another."""
         request = await self._read_head(client)
         if request is None:
@@ -239,7 +194,7 @@ class ConnectionHandler:
             ts_ms=time.time_ns() // 1_000_000,
             now=time.monotonic(),
         )
-        if isinstance(request, _HeadError):
+        if isinstance(request, HeadError):
             await self._send_plain(client, ex.client_error(request.status, request.message))
             self._total += 1
             for event in ex.finish(now=time.monotonic(), outcome=Outcome.REJECTED):
@@ -263,10 +218,10 @@ class ConnectionHandler:
         # here would fail the client's next request on it (RFC 9112 §9.6).
         return client.can_continue()
 
-    async def _read_head(self, client: _Client) -> RequestHead | _HeadError | None:
-        """The next request head; a `_HeadError` to answer; None to close quietly.
+    async def _read_head(self, client: Client) -> RequestHead | HeadError | None:
+        """The next request head; a `HeadError` to answer; None to close quietly.
 
-        The client's response will be framed for the head returned (`_Client.begin`).
+        The client's response will be framed for the head returned (`Client.begin`).
         """
         conn = client.conn
         deadline: float | None = None
@@ -277,17 +232,17 @@ class ConnectionHandler:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                return _HeadError(exc.error_status_hint, str(exc))
+                return HeadError(exc.error_status_hint, str(exc))
             if isinstance(event, h11.Request):
                 if size - len(conn.trailing_data[0]) > self._config.max_header_size:
-                    return _HeadError(431, "request header fields too large")
+                    return HeadError(431, "request header fields too large")
                 # h11's `Headers` is a Sequence whose every item is a Python-level
                 # __getitem__; everything after this reads the plain list made here once.
                 headers = list(event.headers)
                 if _has_both_framings(headers):
                     # RFC 9112 §6.3: "ought to be handled as an error"; forwarded, an upstream
                     # reading Content-Length would take the rest as a smuggled request.
-                    return _HeadError(400, "both Content-Length and Transfer-Encoding")
+                    return HeadError(400, "both Content-Length and Transfer-Encoding")
                 head = RequestHead(
                     method=event.method,
                     target=event.target,
@@ -303,14 +258,14 @@ class ConnectionHandler:
             data = await self._receive_for_head(client, deadline)
             if data is None:
                 if deadline is not None:
-                    return _HeadError(408, "request header timeout")
+                    return HeadError(408, "request header timeout")
                 return None
             if deadline is None:
                 deadline = anyio.current_time() + self._config.header_timeout
             size += len(data)
             conn.receive_data(data)
 
-    async def _receive_for_head(self, client: _Client, deadline: float | None) -> bytes | None:
+    async def _receive_for_head(self, client: Client, deadline: float | None) -> bytes | None:
         """Read for a request head; None on timeout. EOF comes back as b''.
 
         Between requests the wait is bounded by `idle_timeout` (a watchdog timer that closes
@@ -322,17 +277,17 @@ class ConnectionHandler:
             timer = self._watchdog.arm(self._config.idle_timeout, stream.aclose)
             self._idle.add(timer)
             try:
-                data = await _receive_or_eof(stream)
+                data = await receive_or_eof(stream)
             finally:
                 timer.cancel()
                 self._idle.discard(timer)
             # Bytes that came as the timer fired are not taken: the connection is closed.
             return None if timer.fired else data
         with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-            return await _receive_or_eof(stream)
+            return await receive_or_eof(stream)
         return None
 
-    async def _exchange(self, ex: Exchange, client: _Client, request: RequestHead) -> Outcome:
+    async def _exchange(self, ex: Exchange, client: Client, request: RequestHead) -> Outcome:
         step = ex.receive_request_head(request)
         if isinstance(step, ReadBody):
             try:
@@ -351,7 +306,7 @@ class ConnectionHandler:
         finally:
             self._listening -= listening
 
-    async def _body_failed(self, ex: Exchange, client: _Client, exc: Exception) -> Outcome:
+    async def _body_failed(self, ex: Exchange, client: Client, exc: Exception) -> Outcome:
         """The request body did not come whole: 408 when too slow, 400 when malformed.
 
         A client that hung up inside its body gets no answer: it is recorded as gone.
@@ -365,10 +320,10 @@ class ConnectionHandler:
         await self._send_reject(client, reject)
         return Outcome.REJECTED
 
-    async def _read_body(self, client: _Client, limit: int) -> bytes | None:
+    async def _read_body(self, client: Client, limit: int) -> bytes | None:
         """The whole request body, or None when it exceeds `limit`."""
         conn = client.conn
-        body = _Body(limit)
+        body = Body(limit)
         try:
             # What came with the head is taken first: no deadline (cancel scope) needed.
             while (event := conn.next_event()) is not h11.NEED_DATA:
@@ -380,13 +335,13 @@ class ConnectionHandler:
                     pass
             client.request_read = True
             return body.joined()
-        except _BodyTooLarge:
+        except BodyTooLarge:
             return None
 
     # -- carrying the exchange to the upstream ----------------------------------------------
 
     async def _forward(
-        self, ex: Exchange, fwd: Forward, client: _Client, request: RequestHead
+        self, ex: Exchange, fwd: Forward, client: Client, request: RequestHead
     ) -> Outcome:
         pool = self._pool
         limit = pool.limit
@@ -398,7 +353,7 @@ class ConnectionHandler:
         try:
             try:
                 upstream = await self._send_request(fwd, client, request)
-            except _BodyTooLarge:
+            except BodyTooLarge:
                 await self._send_reject(client, ex.body_too_large())
                 return Outcome.REJECTED
             except ConnectFailed as exc:
@@ -421,7 +376,7 @@ class ConnectionHandler:
             limit.release()
 
     async def _send_request(
-        self, fwd: Forward, client: _Client, request: RequestHead
+        self, fwd: Forward, client: Client, request: RequestHead
     ) -> UpstreamConnection:
         """Write the request upstream; retry once on a fresh connection if a reused one is dead."""
         headers = fwd.headers
@@ -439,14 +394,14 @@ class ConnectionHandler:
         upstream = await self._pool.checkout()
         try:
             await upstream.send_request(fwd.method, first)
-        except _CLIENT_GONE as exc:
+        except CLIENT_GONE as exc:
             await self._pool.discard(upstream)
             if not upstream.reused:
                 raise ConnectFailed(f"sending to the upstream failed: {exc}") from exc
             upstream = await self._pool.checkout(fresh=True)
             try:
                 await upstream.send_request(fwd.method, first)
-            except _CLIENT_GONE as exc2:
+            except CLIENT_GONE as exc2:
                 await self._pool.discard(upstream)
                 raise ConnectFailed(f"sending to the upstream failed: {exc2}") from exc2
         if fwd.body is None:
@@ -460,7 +415,7 @@ class ConnectionHandler:
         return upstream
 
     async def _stream_request_body(
-        self, client: _Client, upstream: UpstreamConnection, *, chunked: bool
+        self, client: Client, upstream: UpstreamConnection, *, chunked: bool
     ) -> None:
         """Copy a request body that is not read whole (uploads, GET, DELETE) to the upstream.
 
@@ -474,7 +429,7 @@ class ConnectionHandler:
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge
                 data = event.data
                 await upstream.send(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
             elif isinstance(event, h11.EndOfMessage):
@@ -491,14 +446,14 @@ class ConnectionHandler:
         if self._capture is not None:
             self._capture.submit(captured, list_changed, time.time_ns() // 1_000_000)
 
-    async def _relay(self, ex: Exchange, upstream: UpstreamConnection, client: _Client) -> Outcome:
+    async def _relay(self, ex: Exchange, upstream: UpstreamConnection, client: Client) -> Outcome:
         """Wait for the upstream's head, then stream its body to the client."""
         try:
             response = await self._await_head(upstream, client)
         except TimeoutError:
             await self._send_reject(client, ex.upstream_failed(Failure.TIMEOUT))
             return Outcome.UPSTREAM_TIMEOUT
-        except _UPSTREAM_FAILED as exc:
+        except UPSTREAM_FAILED as exc:
             reject = ex.upstream_failed(Failure.BAD_RESPONSE, str(exc))
             await self._send_reject(client, reject)
             return Outcome.UPSTREAM_ERROR
@@ -523,7 +478,7 @@ class ConnectionHandler:
             async with anyio.create_task_group() as group:
 
                 async def watch() -> None:
-                    if await _watch_for_eof(client):
+                    if await watch_for_eof(client):
                         group.cancel_scope.cancel()
 
                 group.start_soon(watch)
@@ -549,7 +504,7 @@ class ConnectionHandler:
         return Outcome.COMPLETED if ex.answered else Outcome.CLIENT_CLOSED
 
     async def _await_head(
-        self, upstream: UpstreamConnection, client: _Client
+        self, upstream: UpstreamConnection, client: Client
     ) -> ParsedResponse | None:
         """The upstream's response head; None when the client hung up while waiting for it.
 
@@ -557,19 +512,19 @@ class ConnectionHandler:
         request (kept for later) or EOF: then nobody waits for this answer any more, and for
         a 2026-07-28 request that is its cancellation (PROTOCOL.md §1.5). The caller drops
         the upstream connection, which is how the upstream learns of it. Heads that come
-        within `_HEAD_GRACE` are read without starting the watcher. `TimeoutError` after
-        `request_timeout`.
+        within the grace of `unless_client_leaves` are read without starting the watcher.
+        `TimeoutError` after `request_timeout`.
         """
-        receive = functools.partial(_receive_head, upstream)
-        return await self._unless_client_leaves(
-            receive, client, upstream, self._config.request_timeout
+        receive = functools.partial(receive_head, upstream)
+        return await unless_client_leaves(
+            self._watchdog, receive, client, upstream, self._config.request_timeout
         )
 
     async def _pump(
         self,
         ex: Exchange,
         upstream: UpstreamConnection,
-        client: _Client,
+        client: Client,
         *,
         keepalive: float = 0.0,
         watch: bool = False,
@@ -600,7 +555,7 @@ class ConnectionHandler:
                         if ready_only:
                             return None
                         event = await self._next_event(ex, upstream, client, keepalive, watch)
-                except _UPSTREAM_FAILED as exc:
+                except UPSTREAM_FAILED as exc:
                     raise _UpstreamBroken(str(exc)) from exc
                 if event is None:
                     return Outcome.CLIENT_CLOSED
@@ -633,17 +588,17 @@ class ConnectionHandler:
             if out:  # what came before the break still reaches the client
                 try:
                     await client.write(*out)
-                except _ClientGone:
+                except ClientGone:
                     return Outcome.CLIENT_CLOSED
             return Outcome.TRUNCATED
-        except _ClientGone:
+        except ClientGone:
             return Outcome.CLIENT_CLOSED
 
     async def _next_event(
         self,
         ex: Exchange,
         upstream: UpstreamConnection,
-        client: _Client,
+        client: Client,
         keepalive: float,
         watch: bool,
     ) -> ParsedResponse | bytes | Signal | None:
@@ -651,7 +606,7 @@ class ConnectionHandler:
         of silence while the client has been sent whole SSE events only. With `watch`, None
         when the client hung up while waiting for it."""
         if watch:
-            return await self._unless_client_leaves(upstream.receive, client, upstream)
+            return await unless_client_leaves(self._watchdog, upstream.receive, client, upstream)
         if not keepalive:
             return await upstream.receive()
         while True:
@@ -661,53 +616,21 @@ class ConnectionHandler:
             if ex.between_events:
                 await client.write(client.writer.data(KEEPALIVE))
 
-    async def _unless_client_leaves(
-        self,
-        receive: Callable[[], Awaitable[_T]],
-        client: _Client,
-        upstream: UpstreamConnection,
-        within: float = math.inf,
-    ) -> _T | None:
-        """`receive()` from the upstream; None when the client hangs up first.
-
-        What comes within `_HEAD_GRACE` is read without watching the client. After that a
-        watcher task reads the client: EOF there closes the upstream, which ends `receive`.
-        `TimeoutError` when nothing came `within` seconds (the upstream is closed then too).
-        """
-        wait = _Wait(self._watchdog, client, upstream, within)
-        timer = self._watchdog.arm(min(_HEAD_GRACE, within), wait.grace_over)
-        failure: Exception | None = None
-        result: _T | None = None
-        try:
-            result = await receive()
-        except _UPSTREAM_FAILED as exc:
-            failure = exc
-        finally:
-            timer.cancel()
-            await wait.finish()
-        if wait.timed_out:
-            raise TimeoutError
-        if wait.client_gone:
-            return None
-        if failure is not None:
-            raise failure
-        return result
-
     # -- writing to the client ------------------------------------------------------------
 
-    async def _end_stream(self, client: _Client) -> None:
+    async def _end_stream(self, client: Client) -> None:
         """Finish a streamed response early (drain deadline); give up fast on a stuck client."""
         with anyio.move_on_after(_END_STREAM_TIMEOUT, shield=True):
             try:
                 await client.write(client.writer.end())
-            except _ClientGone:
+            except ClientGone:
                 return
 
-    def _head_bytes(self, client: _Client, head: ResponseHead) -> bytes:
+    def _head_bytes(self, client: Client, head: ResponseHead) -> bytes:
         """The response head for the wire, with `Connection: close` while draining."""
         return client.writer.head(head.status, head.reason, head.headers, close=self._draining)
 
-    async def _send_reject(self, client: _Client, reject: Reject) -> None:
+    async def _send_reject(self, client: Client, reject: Reject) -> None:
         """Answer locally; if the response head already went out, just cut the connection."""
         writer = client.writer
         if writer.head_sent:
@@ -719,10 +642,10 @@ class ConnectionHandler:
         head = writer.head(reject.status, reject.reason, headers, close=close or self._draining)
         try:
             await client.write(head, writer.data(reject.body), writer.end())
-        except _ClientGone:
+        except ClientGone:
             return
 
-    async def _send_plain(self, client: _Client, reject: Reject) -> None:
+    async def _send_plain(self, client: Client, reject: Reject) -> None:
         """Answer a malformed or too slow request head, then close."""
         writer = ResponseWriter(method=b"GET", minor=1, keep_alive=False)
         client.writer = writer
@@ -730,166 +653,8 @@ class ConnectionHandler:
         head = writer.head(reject.status, reject.reason, headers)
         try:
             await client.write(head, reject.body)
-        except _ClientGone:
+        except ClientGone:
             return
-
-
-class _Client:
-    """One client connection: h11 reads its requests, a `ResponseWriter` frames each answer.
-
-    h11 only parses here; mcpr writes its responses itself, so each keep-alive cycle gets a
-    fresh h11 connection holding whatever of the next request already arrived.
-    """
-
-    __slots__ = ("_max_head", "conn", "host", "request_read", "stream", "writer")
-
-    def __init__(self, stream: anyio.abc.SocketStream, max_head: int) -> None:
-        self.stream = stream
-        self.host = _remote_host(stream)
-        self._max_head = max_head
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
-        self.writer = ResponseWriter(method=b"GET", minor=1, keep_alive=False)
-        #: The current request's end was read. Not h11's `their_state is DONE`: h11 holds a
-        #: request asking for `Upgrade` in MIGHT_SWITCH_PROTOCOL, waiting to hear whether the
-        #: server switches, and mcpr never does (Upgrade is hop-by-hop, not forwarded).
-        self.request_read = False
-
-    def begin(self, head: RequestHead, http_version: bytes) -> None:
-        """A request head arrived: its response will be framed for it."""
-        self.writer = ResponseWriter(
-            method=head.method,
-            minor=1 if http_version == b"1.1" else 0,
-            keep_alive=http_version == b"1.1" and not _asks_to_close(head.headers),
-        )
-        self.request_read = False
-
-    def can_continue(self) -> bool:
-        """Whether a whole request was read and a whole response written, and both sides
-        allow another on this connection."""
-        writer = self.writer
-        return writer.done and not writer.close and self.request_read
-
-    def next_cycle(self) -> None:
-        """Start reading the next request, from what already arrived of it."""
-        data, closed = self.conn.trailing_data
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_head)
-        if data:
-            conn.receive_data(data)
-        if closed:
-            conn.receive_data(b"")
-        self.conn = conn
-
-    async def write(self, *parts: bytes) -> None:
-        """Write `parts` in one write; `_ClientGone` when the client went away."""
-        try:
-            await self.stream.send(parts[0] if len(parts) == 1 else b"".join(parts))
-        except _CLIENT_GONE as exc:
-            raise _ClientGone from exc
-
-
-class _Wait:
-    """One wait for the upstream under `_unless_client_leaves`: what the watchdog did to it.
-
-    Past the grace, a watcher task reads the client and a second timer stands for the
-    request timeout; either one closes the upstream to end the wait, and says why here.
-    """
-
-    __slots__ = (
-        "_client",
-        "_finished",
-        "_scope",
-        "_timer",
-        "_upstream",
-        "_watchdog",
-        "_within",
-        "client_gone",
-        "done",
-        "timed_out",
-    )
-
-    def __init__(
-        self, watchdog: Watchdog, client: _Client, upstream: UpstreamConnection, within: float
-    ) -> None:
-        self._watchdog = watchdog
-        self._client = client
-        self._upstream = upstream
-        self._within = within
-        self._timer: Timer | None = None
-        self._scope: anyio.CancelScope | None = None
-        self._finished: anyio.Event | None = None
-        self.client_gone = False
-        self.timed_out = False
-        self.done = False
-
-    async def grace_over(self) -> None:
-        """The grace passed: time out now, or watch the client until the request timeout."""
-        if self._within <= _HEAD_GRACE:
-            await self.time_out()
-            return
-        if self._within < math.inf:
-            self._timer = self._watchdog.arm(self._within - _HEAD_GRACE, self.time_out)
-        self._finished = anyio.Event()
-        self._watchdog.spawn(self._watch)
-
-    async def time_out(self) -> None:
-        """The request timeout passed: end the wait."""
-        self.timed_out = True
-        await self._upstream.aclose()
-
-    async def _watch(self) -> None:
-        assert self._finished is not None
-        try:
-            with anyio.CancelScope() as self._scope:
-                if not self.done and await _watch_for_eof(self._client):
-                    self.client_gone = True
-                    await self._upstream.aclose()
-        except Exception:
-            _log.exception("client watcher failed")
-        finally:
-            self._finished.set()
-
-    async def finish(self) -> None:
-        """The wait ended: stop the request timer and the watcher (and wait for it)."""
-        self.done = True
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._finished is not None:
-            if self._scope is not None:
-                self._scope.cancel()
-            with anyio.CancelScope(shield=True):
-                await self._finished.wait()
-
-
-async def _receive_head(upstream: UpstreamConnection) -> ParsedResponse:
-    event = await upstream.receive()
-    if isinstance(event, ParsedResponse):
-        return event
-    raise RemoteProtocolError("upstream sent no response head", status_hint=502)
-
-
-async def _receive_or_eof(stream: anyio.abc.SocketStream) -> bytes:
-    try:
-        return await stream.receive(READ_SIZE)
-    except _EOF:
-        return b""
-
-
-async def _watch_for_eof(client: _Client) -> bool:
-    """Wait for the client to hang up (True). Early bytes of a next request are kept."""
-    data = await _receive_or_eof(client.stream)
-    if not data:
-        return True
-    client.conn.receive_data(data)
-    return False
-
-
-def _asks_to_close(headers: Headers) -> bool:
-    """Whether `Connection: close` forbids another request on the connection (RFC 9112 §9.6)."""
-    return any(
-        name == b"connection"
-        and any(token.strip(b" \t").lower() == b"close" for token in value.split(b","))
-        for name, value in headers
-    )
 
 
 def _has_length(head: ResponseHead) -> bool:
@@ -903,13 +668,3 @@ def _is_chunked(request: RequestHead) -> bool:
 def _has_both_framings(headers: Headers) -> bool:
     names = {k for k, _ in headers}
     return b"transfer-encoding" in names and b"content-length" in names
-
-
-def _remote_host(stream: anyio.abc.SocketStream) -> str | None:
-    try:
-        address = stream.extra(SocketAttribute.remote_address)
-    except anyio.TypedAttributeLookupError:
-        return None
-    if isinstance(address, tuple):
-        return str(address[0])
-    return None
