@@ -9,7 +9,7 @@ An idle keep-alive connection may have been closed by the server at any time. Be
 pooled connection is reused its socket is polled: readable means EOF (or junk) is waiting,
 and the connection is dropped. If writing the request head still fails, the exchange is
 retried once on a new connection: the upstream cannot have seen a request that was never
-written (`SendFailed`).
+written.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mcpr_cli.transport.h11io import READ_SIZE
 from mcpr_core.http1 import ParsedResponse, ResponseParser, Signal
 from mcpr_core.routing import UpstreamURL
 
-__all__ = ["ConnectFailed", "PoolStatistics", "SendFailed", "UpstreamConnection", "UpstreamPool"]
+__all__ = ["ConnectFailed", "PoolStatistics", "UpstreamConnection", "UpstreamPool"]
 
 #: Idle connections kept per pool; beyond that a returned connection is closed.
 MAX_IDLE: Final = 32
@@ -37,10 +37,6 @@ _EOF_ERRORS: Final = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.Closed
 
 class ConnectFailed(Exception):
     """The upstream could not be reached (refused, unresolvable, TLS failure, timeout)."""
-
-
-class SendFailed(Exception):
-    """Writing the request to the upstream failed before it could have been processed."""
 
 
 class UpstreamConnection:
