@@ -1,5 +1,5 @@
-"""Tests of the store's bulk writing (store/bulk.py): a run of request events in a few
-statements gives the rows of one event at a time, and a run that fails falls back to it."""
+"""Tests of the store's bulk writing (store/bulk.py): a run of request and session events
+in one statement gives the rows of one event at a time, and a run that fails falls back to it."""
 
 from __future__ import annotations
 
@@ -70,48 +70,9 @@ _end = st.builds(
 )
 
 
-def _accepted(event: RequestEvent) -> bool:
-    """Whether the request opens its session (a 2xx answer to anything but DELETE)."""
-    return 200 <= event.status < 300 and event.method != "DELETE"
-
-
-def _without_edge(events: list[ProxyEvent]) -> list[ProxyEvent]:
-    """The events less the requests of bulk.py's one documented difference.
-
-    Dropped: a request of a session not stored yet that comes, in the same run of requests,
-    before that session's first accepted request.
-    """
-    stored: set[str] = set()
-    out: list[ProxyEvent] = []
-    run: list[RequestEvent] = []
-
-    def close_run() -> None:
-        first: dict[str, int] = {}
-        for index, event in enumerate(run):
-            if event.session_id is not None and _accepted(event):
-                first.setdefault(event.session_id, index)
-        for index, event in enumerate(run):
-            sid = event.session_id
-            if sid is None or sid in stored or index >= first.get(sid, len(run)):
-                out.append(event)
-        stored.update(first)
-        run.clear()
-
-    for event in events:
-        if isinstance(event, RequestEvent):
-            run.append(event)
-            continue
-        close_run()
-        if isinstance(event, SessionStart):
-            stored.add(event.session_id)
-        out.append(event)
-    close_run()
-    return out
-
-
 @st.composite
 def _batches(draw: st.DrawFn) -> list[ProxyEvent]:
-    """Requests among session starts and ends, ts increasing or shuffled, edge left out."""
+    """Requests among session starts and ends, ts increasing or shuffled."""
     kinds = draw(st.lists(_request() | _request() | _request() | _start | _end, max_size=40))
     stamps = draw(st.lists(st.integers(0, 30), min_size=len(kinds), max_size=len(kinds)))
     if draw(st.booleans()):
@@ -122,7 +83,7 @@ def _batches(draw: st.DrawFn) -> list[ProxyEvent]:
             events.append(replace(event, id=f"r{index}", ts=NOW + stamp))
         else:
             events.append(replace(event, ts=NOW + stamp))
-    return _without_edge(events)
+    return events
 
 
 class _CountingStore(Store):
@@ -151,11 +112,7 @@ def _one_by_one(path: Path, events: list[ProxyEvent]) -> None:
 @settings(max_examples=300)
 @given(_batches())
 def test_one_batch_stores_what_one_event_per_batch_stores(events: list[ProxyEvent]) -> None:
-    """Written in one batch (bulk runs) or one event per batch, the tables are identical.
-
-    The generator avoids bulk.py's documented difference rather than allowing for it:
-    `_without_edge` drops the requests that would show it.
-    """
+    """Written in one batch (bulk runs) or one event per batch, the tables are identical."""
     assert len(events) < BATCH_SIZE  # one put, one flush: one batch
     with tempfile.TemporaryDirectory() as tmp:
         bulk, single = Path(tmp) / "bulk.db", Path(tmp) / "single.db"
@@ -217,7 +174,7 @@ def test_failing_run_is_written_one_at_a_time(
     assert [r[0] for r in rows(path, _REQUESTS)] == ["a", "b", "c"]
     assert rows(path, _SESSIONS) == [("s", "p", NOW, NOW + 20, None, "c", None, None, 3, 1)]
     assert [(m, type(e)) for m, e in reports] == [("store: request event skipped", error)]
-    assert store.one_at_a_time == 3  # the failing run only; "c" after the end went in bulk
+    assert store.one_at_a_time == 4  # the failing run, which is the whole batch here
     stats = store.statistics()
     assert (stats.accepted, stats.stored, stats.failed) == (6, 5, 1)
     _one_by_one(tmp_path / "single.db", [e for e in events if e is not bad])
@@ -270,8 +227,10 @@ def test_session_end_between_runs_of_its_requests(
     assert store.one_at_a_time == 0
 
 
-def test_documented_difference_is_only_in_the_totals(store: _CountingStore, tmp_path: Path) -> None:
-    """A stale request before its session's first acceptance in a run counts in its totals."""
+def test_a_stale_request_before_its_session_is_stored_as_on_its_own(
+    store: _CountingStore, tmp_path: Path
+) -> None:
+    """A rejected request of a session not yet stored does not count in its totals."""
     events: list[ProxyEvent] = [
         request("stale", ts=NOW + 5, proxy="q", session_id="s", status=404, client_name="x"),
         request("ok", ts=NOW + 1, session_id="s"),
@@ -279,10 +238,11 @@ def test_documented_difference_is_only_in_the_totals(store: _CountingStore, tmp_
     store.put(events)
     store.flush()
     _one_by_one(tmp_path / "single.db", events)
-    bulk, single = _tables(tmp_path / "bulk.db"), _tables(tmp_path / "single.db")
-    assert bulk[0] == single[0]
-    assert single[1] == [("s", "p", NOW + 1, NOW + 1, None, None, None, None, 1, 0)]
-    assert bulk[1] == [("s", "p", NOW + 1, NOW + 5, None, None, None, None, 2, 0)]
+    assert _tables(tmp_path / "bulk.db") == _tables(tmp_path / "single.db")
+    assert rows(tmp_path / "bulk.db", _SESSIONS) == [
+        ("s", "p", NOW + 1, NOW + 1, None, None, None, None, 1, 0)
+    ]
+    assert store.one_at_a_time == 0
 
 
 def test_stored_counts_every_request_of_a_bulk_run(store: _CountingStore, tmp_path: Path) -> None:

@@ -41,13 +41,8 @@ from mcpr_core.events import (
     SessionEnd,
     SessionStart,
 )
+from mcpr_integrations.store import bulk
 from mcpr_integrations.store.batching import BatchQueue
-from mcpr_integrations.store.bulk import (
-    BUMP_SESSION,
-    INSERT_REQUEST,
-    insert_requests,
-    request_row,
-)
 from mcpr_integrations.store.schema import StoreError, open_writer
 
 __all__ = ["BATCH_INTERVAL", "BATCH_SIZE", "Store", "StoreStatistics", "request_status"]
@@ -129,6 +124,7 @@ class Store:
         """
         self.path = path
         self._conn = open_writer(path, now_ms=int(time.time() * 1000), mcpr_version=mcpr_version)
+        bulk.install(self._conn)
         self._on_error = on_error or _report
         self._queue: BatchQueue[ProxyEvent, threading.Event | _Close] = BatchQueue(
             capacity=queue_size, batch_size=batch_size, interval=batch_interval
@@ -219,9 +215,9 @@ class Store:
         stored = skipped = failed = 0
         try:
             self._begin()
-            run: list[RequestEvent] = []
+            run: list[bulk.Event] = []
             for event in batch:
-                if isinstance(event, RequestEvent):
+                if isinstance(event, RequestEvent | SessionStart | SessionEnd):
                     run.append(event)
                     continue
                 if run:
@@ -249,16 +245,22 @@ class Store:
             self._skipped += skipped
             self._failed += failed
 
-    def _write_run(self, run: list[RequestEvent], stored: int, failed: int) -> tuple[int, int]:
-        """Write consecutive request events in a few statements (`bulk`); return the counters.
+    def _write_run(self, run: list[bulk.Event], stored: int, failed: int) -> tuple[int, int]:
+        """Write consecutive request and session events in one statement (`bulk`).
 
         If that fails, the run is undone and written one event at a time, so that only the
-        events that fail are lost.
+        events that fail are lost. Returns the updated counters.
         """
         conn = self._conn
         conn.execute("SAVEPOINT run")
         try:
-            insert_requests(conn, [(event, request_status(event)) for event in run])
+            bulk.write_events(
+                conn,
+                [
+                    (event, request_status(event) if isinstance(event, RequestEvent) else None)
+                    for event in run
+                ],
+            )
         except Exception:
             conn.execute("ROLLBACK TO run")
             conn.execute("RELEASE run")
@@ -267,7 +269,10 @@ class Store:
             return stored + len(run), failed
         for event in run:
             try:
-                self._insert_request(event)
+                if isinstance(event, RequestEvent):
+                    self._insert_request(event)
+                else:
+                    self._apply(event)
                 stored += 1
             except Exception as exc:  # one bad event must never stop the writer
                 failed += 1
@@ -290,10 +295,7 @@ class Store:
             case SessionStart():
                 self._start_session(event)
             case SessionEnd():
-                self._conn.execute(
-                    "UPDATE sessions SET ended_at = ? WHERE session_id = ? AND ended_at IS NULL",
-                    (event.ts, event.session_id),
-                )
+                self._conn.execute(bulk.END_SESSION, (event.ts, event.session_id))
             case SchemaVersionCreated():
                 self._record_schema(event)
             case Heartbeat():
@@ -304,14 +306,7 @@ class Store:
 
     def _start_session(self, event: SessionStart) -> None:
         self._conn.execute(
-            "INSERT INTO sessions (session_id, proxy, started_at, last_seen_at, client_name,"
-            " client_version, client_platform) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (session_id) DO UPDATE SET"
-            " started_at = MIN(started_at, excluded.started_at),"
-            " ended_at = CASE WHEN excluded.started_at > ended_at THEN NULL ELSE ended_at END,"
-            " client_name = COALESCE(client_name, excluded.client_name),"
-            " client_version = COALESCE(client_version, excluded.client_version),"
-            " client_platform = COALESCE(client_platform, excluded.client_platform)",
+            bulk.START_SESSION,
             (
                 event.session_id,
                 event.proxy,
@@ -324,10 +319,10 @@ class Store:
         )
 
     def _insert_request(self, event: RequestEvent) -> None:
-        """One request event on its own: a run of one (`bulk`), bound row by row."""
+        """One request event on its own (the statements `bulk`'s trigger runs per row)."""
         status = request_status(event)
         sid = event.session_id
-        if sid is not None and 200 <= event.status < 300 and event.method != "DELETE":
+        if sid is not None and bulk.accepted(event):
             self._start_session(
                 SessionStart(
                     session_id=sid,
@@ -338,9 +333,9 @@ class Store:
                     client_platform=event.client_platform,
                 )
             )
-        self._conn.execute(INSERT_REQUEST, request_row(event, status))
+        self._conn.execute(bulk.INSERT_REQUEST, bulk.request_row(event, status))
         if sid is not None:
-            self._conn.execute(BUMP_SESSION, (event.ts, 1, int(status != "ok"), sid))
+            self._conn.execute(bulk.BUMP_SESSION, (event.ts, int(status != "ok"), sid))
 
     def _record_schema(self, event: SchemaVersionCreated) -> None:
         self._conn.execute(
