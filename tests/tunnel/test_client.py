@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import h11
+import pytest
 from anyio.abc import SocketAttribute
 
 from mcp_tunnel_client import TunnelClient, TunnelStatus
@@ -25,6 +26,7 @@ from mcp_tunnel_client.frames import (
     Response,
     StreamHead,
 )
+from mcp_tunnel_client.local import LocalResponse, LocalTarget
 from tests.tunnel.fake_relay import WITHIN, FakeRelay, RelaySide, fake_relay
 
 #: A local server's handler: the request head it got, and a function that sends bytes.
@@ -179,6 +181,41 @@ async def test_unreachable_local_server_is_502() -> None:
         assert answer.status == 502
         assert b"cannot reach the local proxy at 127.0.0.1:1" in answer.body
         await side.close()
+
+
+async def test_an_unexpected_error_is_a_502_and_the_tunnel_stays_up(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect inside one tunnelled request answers it 502 and leaves the tunnel serving."""
+    opened = LocalTarget.open
+    calls = 0
+
+    async def flaky(self: LocalTarget, request: Request, *, within: float) -> LocalResponse:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a defect")
+        return await opened(self, request, within=within)
+
+    async def hello(request: h11.Request, send: Send) -> None:
+        await send(h11.Response(status_code=200, headers=[(b"content-length", b"2")]))
+        await send(h11.Data(data=b"hi"))
+        await send(h11.EndOfMessage())
+
+    monkeypatch.setattr(LocalTarget, "open", flaky)
+    async with local_server(hello) as (url, _), fake_relay() as relay, running(relay, url):
+        side = await registered(relay, streaming=False)
+        await side.send(Request("1", "GET", "/", (), b""))
+        first = await side.receive()
+        await side.send(Request("2", "GET", "/", (), b""))
+        second = await side.receive()
+        await side.close()
+    assert isinstance(first, Response)
+    assert first.status == 502
+    assert first.body == b"mcp-tunnel-client: internal error in mcp-tunnel-client\n"
+    assert isinstance(second, Response)
+    assert (second.status, second.body) == (200, b"hi")
+    assert "tunnelled request 1 failed" in caplog.text
 
 
 async def test_invalid_frame_drops_the_connection_and_reconnects() -> None:

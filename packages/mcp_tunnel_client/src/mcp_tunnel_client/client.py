@@ -14,6 +14,8 @@ what went wrong last. `on_change` is called on every change of status.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
@@ -219,6 +221,12 @@ class TunnelClient:
                 await exchange.run(self._local, self._request_timeout)
         except WebSocketError:
             pass  # the tunnel broke: the reading task notices and reconnects
+        except Exception:
+            # Whatever else went wrong (a defect, an error nobody foresaw) ends this request
+            # with a 502 or a cut stream, not the tunnel and the proxy that runs it.
+            _log.exception("tunnelled request %s failed", exchange.request.id)
+            with contextlib.suppress(WebSocketError):
+                await exchange.abort("internal error in mcp-tunnel-client")
         finally:
             exchanges.pop(exchange.request.id, None)
 
@@ -232,6 +240,7 @@ class _Exchange:
         self._ws = ws
         self._protocol = protocol
         self._credit = anyio.Event()
+        self._answered = False  # a whole response went out
 
     def wake(self) -> None:
         """More credit arrived."""
@@ -241,6 +250,17 @@ class _Exchange:
     def cancel(self) -> None:
         """The public client went away."""
         self.scope.cancel()
+
+    async def abort(self, reason: str) -> None:
+        """End the request after an unexpected error: its stream if one started, else a 502.
+
+        Nothing is sent when the whole response already went out.
+        """
+        request_id = self.request.id
+        if self._protocol.is_streaming(request_id):
+            await self._send(self._protocol.end_stream(request_id, reason))
+        elif not self._answered:
+            await self._send(_bad_gateway(self._protocol, request_id, reason))
 
     async def _send(self, text: str | None) -> None:
         if text is not None:
@@ -265,6 +285,7 @@ class _Exchange:
                 body += piece
                 if len(body) > MAX_BODY:
                     raise LocalError(f"the response body exceeds {MAX_BODY} bytes")
+            self._answered = True
             await self._send(
                 protocol.respond(request_id, response.head.status, headers, bytes(body))
             )
@@ -289,6 +310,9 @@ class _Exchange:
                 else:
                     return  # the stream was cancelled
         await self._send(protocol.end_stream(request_id))
+
+
+_log = logging.getLogger("mcp_tunnel_client")
 
 
 def _bad_gateway(protocol: TunnelProtocol, request_id: str, reason: str) -> str | None:
