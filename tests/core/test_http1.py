@@ -14,12 +14,15 @@ from hypothesis import strategies as st
 from mcpr_core import http1
 from mcpr_core.errors import LocalProtocolError, RemoteProtocolError
 from mcpr_core.http1 import (
+    LAST_CHUNK,
     MAX_HEAD_SIZE,
     ParsedResponse,
     ResponseParser,
     ResponseWriter,
     Signal,
+    chunk,
     encode_request_head,
+    names_close,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -623,3 +626,29 @@ def test_a_refused_head_leaves_the_writer_unwritten() -> None:
     assert not writer.head_sent
     head = writer.head(502, b"Bad Gateway", [(b"content-length", b"0")])
     assert head.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "closes"),
+    [
+        (b"close", True),
+        (b"Close", True),
+        (b"keep-alive , CLOSE", True),
+        (b"keep-alive", False),
+        (b"closed", False),
+        (b"", False),
+    ],
+)
+def test_names_close_reads_the_tokens_of_a_connection_value(value: bytes, closes: bool) -> None:
+    """`close` counts as one of the field's comma-separated tokens, in any case."""
+    assert names_close(value) is closes
+
+
+def test_chunks_parse_back_to_their_data() -> None:
+    """`chunk` pieces followed by `LAST_CHUNK` are a chunked body the parser reads back."""
+    parser = ResponseParser(method=b"GET")
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    parser.receive_data(head + chunk(b"a" * 17) + chunk(b"b") + LAST_CHUNK)
+    assert isinstance(parser.next_event(), ParsedResponse)
+    assert (parser.next_event(), parser.next_event()) == (b"a" * 17, b"b")
+    assert parser.next_event() is Signal.END

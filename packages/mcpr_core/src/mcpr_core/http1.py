@@ -36,11 +36,14 @@ from typing import Final
 from mcpr_core.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
+    "LAST_CHUNK",
     "ParsedResponse",
     "ResponseParser",
     "ResponseWriter",
     "Signal",
+    "chunk",
     "encode_request_head",
+    "names_close",
 ]
 
 #: The largest response head (all 1xx heads included) the parser accepts.
@@ -62,6 +65,20 @@ _DIGITS: Final = re.compile(rb"[0-9]{1,19}")
 def _bad(message: str) -> RemoteProtocolError:
     """The error for a malformed response: the client gets 502 Bad Gateway."""
     return RemoteProtocolError(message, status_hint=502)
+
+
+#: The chunk that ends a chunked body (with no trailer section).
+LAST_CHUNK: Final = b"0\r\n\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` (not empty) as one chunk of a chunked body (RFC 9112 §7.1)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def names_close(value: bytes) -> bool:
+    """Whether a `Connection` field value lists `close` (RFC 9112 §9.6)."""
+    return any(token.strip(b" \t").lower() == b"close" for token in value.split(b","))
 
 
 class Signal(enum.Enum):
@@ -275,7 +292,7 @@ class ResponseParser:
                     raise _bad("unsupported upstream Transfer-Encoding")
                 chunked = True
             elif name == b"connection":
-                close = close or any(t.strip(b" \t").lower() == b"close" for t in value.split(b","))
+                close = close or names_close(value)
         if repeated:  # one Content-Length field for the client, not several
             first = next(i for i, (name, _) in enumerate(headers) if name == b"content-length")
             headers[first + 1 :] = [h for h in headers[first + 1 :] if h[0] != b"content-length"]
@@ -416,7 +433,7 @@ class ResponseWriter:
         if self._no_body or not data:
             return b""
         if self._chunked:
-            return b"%x\r\n%b\r\n" % (len(data), data)
+            return chunk(data)
         if self._length is not None:
             if len(data) > self._length:
                 raise LocalProtocolError("more body than the response's Content-Length")
@@ -428,4 +445,4 @@ class ResponseWriter:
         self.done = True
         if self._length:
             self.close = True  # the client would wait for bytes that never come
-        return b"0\r\n\r\n" if self._chunked else b""
+        return LAST_CHUNK if self._chunked else b""

@@ -22,8 +22,8 @@ import h11
 from anyio.abc import SocketAttribute
 
 from mcpr_cli.transport.h11io import READ_SIZE
-from mcpr_core.http1 import ResponseWriter
-from mcpr_core.pipeline import Headers, RequestHead
+from mcpr_core.http1 import ResponseWriter, names_close
+from mcpr_core.pipeline import RequestHead
 
 __all__ = [
     "CLIENT_GONE",
@@ -107,10 +107,12 @@ class Client:
 
     def begin(self, head: RequestHead, http_version: bytes) -> None:
         """A request head arrived: its response will be framed for it."""
+        # RFC 9112 §9.3: HTTP/1.1 persists unless a `Connection: close` says otherwise.
+        close = any(name == b"connection" and names_close(value) for name, value in head.headers)
         self.writer = ResponseWriter(
             method=head.method,
             minor=1 if http_version == b"1.1" else 0,
-            keep_alive=http_version == b"1.1" and not _asks_to_close(head.headers),
+            keep_alive=http_version == b"1.1" and not close,
         )
         self.request_read = False
 
@@ -152,15 +154,6 @@ async def watch_for_eof(client: Client) -> bool:
         return True
     client.conn.receive_data(data)
     return False
-
-
-def _asks_to_close(headers: Headers) -> bool:
-    """Whether `Connection: close` forbids another request on the connection (RFC 9112 §9.6)."""
-    return any(
-        name == b"connection"
-        and any(token.strip(b" \t").lower() == b"close" for token in value.split(b","))
-        for name, value in headers
-    )
 
 
 def _remote_host(stream: anyio.abc.SocketStream) -> str | None:

@@ -51,9 +51,11 @@ from mcpr_cli.transport.watchdog import Timer, Watchdog
 from mcpr_core.config import ProxyConfig
 from mcpr_core.events import ProxyEvent
 from mcpr_core.http1 import (
+    LAST_CHUNK,
     ParsedResponse,
     ResponseWriter,
     Signal,
+    chunk,
     encode_request_head,
 )
 from mcpr_core.pipeline import (
@@ -431,11 +433,11 @@ class ConnectionHandler:
                 if size > limit:
                     raise BodyTooLarge
                 data = event.data
-                await upstream.send(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+                await upstream.send(chunk(data) if chunked else data)
             elif isinstance(event, h11.EndOfMessage):
                 client.request_read = True
                 if chunked:
-                    await upstream.send(b"0\r\n\r\n")
+                    await upstream.send(LAST_CHUNK)
                 return
             else:
                 raise h11.RemoteProtocolError("connection closed inside a request body")
