@@ -40,7 +40,13 @@ def main() -> None:
         folder = Path(tmp)
         tree = folder / "a"
         git = ["git", "-C", str(ROOT)]
-        subprocess.run([*git, "worktree", "add", "--detach", str(tree), args.rev], check=True)
+        added = subprocess.run(
+            [*git, "worktree", "add", "--detach", str(tree), args.rev],
+            capture_output=True,
+            text=True,
+        )
+        if added.returncode:
+            raise SystemExit(f"cannot check out {args.rev!r}: {added.stderr.strip()}")
         try:
             _compare(args, folder, tree)
         finally:
