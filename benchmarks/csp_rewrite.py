@@ -17,7 +17,7 @@ from mcpr_core.config import CspConfig, CspDirective
 from mcpr_core.csp import CspRewriter
 from mcpr_core.routing import parse_upstream_url
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mcp-apps-map.jsonl"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mcp-apps-map.jsonl"
 
 
 def _read_payload() -> bytes:

@@ -3,7 +3,7 @@
 Request bodies are templates with one `%d` for the JSON-RPC id, so every request of a run
 carries its own id (an SDK server keeps in-flight ids per session and would reject
 duplicates across concurrent connections). The ~230 KB widget comes from the captured
-MCP Apps exchange in `shared/fixtures/mcp-apps-map.jsonl`.
+MCP Apps exchange in `tests/fixtures/mcp-apps-map.jsonl`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = [
     "widget",
 ]
 
-FIXTURE: Final = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mcp-apps-map.jsonl"
+FIXTURE: Final = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mcp-apps-map.jsonl"
 
 #: The protocol revision of the legacy (session) era the load speaks.
 PROTOCOL_VERSION: Final = "2025-11-25"

@@ -1,4 +1,4 @@
-"""Every recorded exchange of `shared/fixtures/*.jsonl`, replayed through the proxy.
+"""Every recorded exchange of `tests/fixtures/*.jsonl`, replayed through the proxy.
 
 The stub upstream answers with the recorded status, headers and body (SSE bodies written
 one event per chunk, as a server produces them); a raw client sends the recorded request.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,7 @@ from mcpr_core.events import RequestEvent
 from mcpr_core.routing import HOP_BY_HOP
 from tests.cli.stub_upstream import reply_with, stub_upstream
 from tests.cli.wire import connect, run_proxy
-
-#: `shared/` sits beside the repository checkout (here and in CI).
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+from tests.fixtures import FIXTURES
 
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]+)\r\n")
 _EVENT_END = re.compile(rb"(?<=\r\n\r\n)|(?<=\n\n)")

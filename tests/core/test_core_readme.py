@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import FIXTURES
 from tests.readme_examples import ROOT, run_readme_example
 
-FIXTURES = ROOT.parent / "shared" / "fixtures"
 #: The line the example reads: the conformance server's failing tool, answered over SSE.
 CAPTURE_LINE = 5
 

@@ -6,7 +6,6 @@ import copy
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +15,7 @@ from hypothesis import strategies as st
 from mcpr_core.config import CspConfig, CspDirective, WidgetRule
 from mcpr_core.csp import CspRewriter, claude_ui_domain
 from mcpr_core.routing import UpstreamURL, parse_upstream_url
-
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+from tests.fixtures import FIXTURES
 
 UPSTREAM = parse_upstream_url("http://127.0.0.1:8000/mcp")
 DOMAIN = "widgets.example.com"

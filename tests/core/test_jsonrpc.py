@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +22,7 @@ from mcpr_core.jsonrpc import (
     parse,
 )
 from tests.core.sse_data import sse_data
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
-
+from tests.fixtures import FIXTURES
 
 # --- fixtures: real traffic --------------------------------------------------------------
 

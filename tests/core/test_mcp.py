@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,8 +31,7 @@ from mcpr_core.mcp import (
     roles,
 )
 from tests.core.sse_data import sse_data
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from tests.fixtures import FIXTURES
 
 
 def _records() -> dict[str, dict[str, Any]]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +24,7 @@ from mcpr_core.sse import (
     encode_event,
     reencode,
 )
+from tests.fixtures import FIXTURES
 
 BOM = b"\xef\xbb\xbf"
 
@@ -135,10 +134,6 @@ def check_invariant(events: Sequence[SSEEvent], decoder: SSEDecoder, stream: byt
 
 # ---------------------------------------------------------------------------------------------
 # The captured traffic.
-
-FIXTURES = Path(
-    os.environ.get("MCPR_FIXTURES", Path(__file__).resolve().parents[3] / "shared/fixtures")
-)
 
 
 def dechunk(body: bytes) -> bytes:
